@@ -1,0 +1,294 @@
+"""Deterministic generator of synthetic street scenes (the project's built-in data set).
+
+Every image is a small street view: sky above a skyline of buildings, trees, a sidewalk
+strip, a road with lane marks at the bottom, cars on the road and people and poles on the
+sidewalk. A class is recognisable by its *texture* (window grids, leaf noise, paving tiles,
+asphalt grain, smooth car bodies) and by its *context* (sky above, road below, cars on the
+road), never by its colour alone: every class draws its colour from wide, overlapping
+ranges, and each image gets a global lighting gain, a colour cast and sensor noise.
+
+The output is laid out like Cityscapes::
+
+    ROOT/leftImg8bit/{train,val,train_extra}/<city>/<city>_<seq>_<frame>_leftImg8bit.png
+    ROOT/gtFine/{train,val}/<city>/<city>_<seq>_<frame>_gtFine_labelTrainIds.png
+    ROOT/meta.json
+
+``train_extra`` is the unlabelled pool used for self-supervised pretraining. Labels are
+train ids ``0..C-1`` with 255 for "void" clutter, exactly as Cityscapes' labelTrainIds.
+
+Image ``k`` of split ``s`` depends only on ``(seed, s, k)``, so the set is identical
+whatever order or process count generates it.
+"""
+import json
+import os
+import os.path as osp
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from PIL import Image
+
+CLASSES = ('sky', 'building', 'vegetation', 'sidewalk', 'road', 'car', 'person', 'pole')
+PALETTE = ((70, 130, 180), (70, 70, 70), (107, 142, 35), (244, 35, 232), (128, 64, 128),
+           (0, 0, 142), (220, 20, 60), (153, 153, 153))
+IGNORE_INDEX = 255
+SKY, BUILDING, VEGETATION, SIDEWALK, ROAD, CAR, PERSON, POLE = range(len(CLASSES))
+GENERATOR_VERSION = 1
+SPLITS = ('train', 'val', 'train_extra')
+CITIES = ('aachen', 'bremen', 'cologne', 'dresden')
+
+
+@dataclass
+class SyntheticScenesConfig:
+    """Size and seed of a generated set. Defaults: 2 x ~200 labelled + 400 unlabelled images."""
+    num_train: int = 200
+    num_val: int = 60
+    num_unlabeled: int = 400
+    height: int = 128
+    width: int = 256
+    seed: int = 0
+
+    def count(self, split):
+        return {'train': self.num_train, 'val': self.num_val,
+                'train_extra': self.num_unlabeled}[split]
+
+
+# ----------------------------------------------------------------------------- textures
+def _smooth_noise(rng, h, w, scale):
+    """Value noise in [0, 1]: a coarse random grid upsampled bilinearly. (h, w) float32."""
+    gh, gw = max(2, int(np.ceil(h / scale)) + 1), max(2, int(np.ceil(w / scale)) + 1)
+    grid = rng.random((gh, gw), dtype=np.float32)
+    ys = np.linspace(0, gh - 1.001, h, dtype=np.float32)
+    xs = np.linspace(0, gw - 1.001, w, dtype=np.float32)
+    y0, x0 = ys.astype(int), xs.astype(int)
+    fy, fx = (ys - y0)[:, None], (xs - x0)[None, :]
+    g00, g01 = grid[y0][:, x0], grid[y0][:, x0 + 1]
+    g10, g11 = grid[y0 + 1][:, x0], grid[y0 + 1][:, x0 + 1]
+    return (g00 * (1 - fx) + g01 * fx) * (1 - fy) + (g10 * (1 - fx) + g11 * fx) * fy
+
+
+def _random_colour(rng, hue_range, sat_range, val_range):
+    """An RGB colour in [0, 1] from ranges of hue (degrees), saturation and value."""
+    h = rng.uniform(*hue_range) % 360.0 / 60.0
+    s, v = rng.uniform(*sat_range), rng.uniform(*val_range)
+    c = v * s
+    x = c * (1 - abs(h % 2 - 1))
+    rgb = [(c, x, 0), (x, c, 0), (0, c, x), (0, x, c), (x, 0, c), (c, 0, x)][int(h) % 6]
+    return np.array(rgb, dtype=np.float32) + (v - c)
+
+
+# Colour priors per class: wide and overlapping on purpose (grey, blue-grey and brown occur
+# in most classes), so that a per-pixel colour classifier cannot do the task.
+_COLOUR_PRIORS = {
+    SKY: ((180, 250), (0.0, 0.6), (0.45, 1.0)),
+    BUILDING: ((0, 360), (0.0, 0.5), (0.25, 0.9)),
+    VEGETATION: ((40, 160), (0.15, 0.8), (0.2, 0.75)),
+    SIDEWALK: ((0, 360), (0.0, 0.45), (0.35, 0.9)),
+    ROAD: ((180, 300), (0.0, 0.3), (0.2, 0.7)),
+    CAR: ((0, 360), (0.0, 0.9), (0.15, 0.95)),
+    PERSON: ((0, 360), (0.1, 0.8), (0.15, 0.8)),
+    POLE: ((0, 360), (0.0, 0.4), (0.2, 0.8)),
+}
+
+
+def _colour(rng, cls):
+    return _random_colour(rng, *_COLOUR_PRIORS[cls])
+
+
+def _paint(img, mask, colour, shade):
+    """img[mask] = colour * shade[mask], shade a (h, w) luminance texture."""
+    img[mask] = colour[None, :] * shade[mask][:, None]
+
+
+# ----------------------------------------------------------------------------- scene
+def render_scene(rng, height, width):
+    """Render one scene. Returns (image uint8 (H, W, 3), label uint8 (H, W))."""
+    h, w = height, width
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    img = np.zeros((h, w, 3), np.float32)
+    label = np.full((h, w), SKY, np.uint8)
+
+    horizon = int(h * rng.uniform(0.42, 0.55))           # where the ground starts
+    road_top = horizon + int(h * rng.uniform(0.08, 0.16))  # sidewalk strip above the road
+
+    # Sky: vertical gradient plus soft clouds.
+    sky_shade = 1.0 - 0.35 * yy / h + 0.25 * (_smooth_noise(rng, h, w, 24) - 0.5)
+    _paint(img, np.ones((h, w), bool), _colour(rng, SKY), sky_shade)
+
+    # Buildings: a skyline of blocks with window grids and floor lines.
+    x = int(rng.integers(-20, 0))
+    while x < w:
+        bw = int(rng.integers(w // 8, w // 3))
+        top = int(rng.uniform(0.05, 0.75) * horizon)
+        block = (xx >= x) & (xx < x + bw) & (yy >= top) & (yy < horizon)
+        px, py = int(rng.integers(5, 10)), int(rng.integers(6, 11))
+        win = (((xx - x) % px) < px * rng.uniform(0.35, 0.6)) & (((yy - top) % py) < py * 0.5)
+        shade = 1.0 + 0.06 * (rng.random((h, w), dtype=np.float32) - 0.5)
+        shade = np.where(win, rng.uniform(0.35, 0.65), shade)
+        _paint(img, block, _colour(rng, BUILDING), shade)
+        label[block] = BUILDING
+        x += bw + int(rng.integers(0, 12))
+
+    # Ground: sidewalk tiles, then asphalt with lane marks.
+    ground = yy >= horizon
+    tile = int(rng.integers(5, 9))
+    tiles = ((xx % tile) < 1) | (((yy - horizon) % tile) < 1)
+    shade = np.where(tiles, 0.55, 1.0) + 0.08 * (rng.random((h, w), dtype=np.float32) - 0.5)
+    walk = ground & (yy < road_top)
+    _paint(img, walk, _colour(rng, SIDEWALK), shade)
+    label[walk] = SIDEWALK
+    road = yy >= road_top
+    grain = 1.0 + 0.35 * (rng.random((h, w), dtype=np.float32) - 0.5)
+    lane_y = road_top + (h - road_top) * rng.uniform(0.45, 0.6)
+    dash = int(rng.integers(10, 18))
+    marks = (np.abs(yy - lane_y) < 1.5) & (((xx + rng.integers(0, dash)) % dash) < dash * 0.55)
+    grain = np.where(marks, 2.2, grain)
+    _paint(img, road, _colour(rng, ROAD), grain)
+    label[road] = ROAD
+
+    # Trees: leafy crowns on trunks standing on the sidewalk, in front of buildings.
+    for _ in range(int(rng.integers(1, 4))):
+        cx, base = rng.uniform(0, w), rng.uniform(horizon, road_top)
+        r = rng.uniform(0.08, 0.16) * h * 1.3
+        cy = base - rng.uniform(1.2, 1.8) * r
+        crown = ((xx - cx) / r) ** 2 + ((yy - cy) / (0.85 * r)) ** 2 < 1.0
+        crown &= _smooth_noise(rng, h, w, 3) > 0.15  # ragged leafy edge
+        trunk = (np.abs(xx - cx) < max(1.0, r * 0.12)) & (yy >= cy) & (yy < base)
+        leaves = 0.45 + 0.9 * _smooth_noise(rng, h, w, 2)
+        _paint(img, trunk, _colour(rng, VEGETATION) * 0.5, np.ones((h, w), np.float32))
+        _paint(img, crown, _colour(rng, VEGETATION), leaves)
+        label[trunk | crown] = VEGETATION
+
+    # Poles and people on the sidewalk.
+    for _ in range(int(rng.integers(0, 3))):
+        px, base = rng.uniform(0, w), rng.uniform(horizon + 2, road_top)
+        top = base - rng.uniform(0.3, 0.5) * h
+        pole = (np.abs(xx - px) < 1.2) & (yy >= top) & (yy < base)
+        pole |= (yy >= top) & (yy < top + 2) & (xx >= px) & (xx < px + 8)  # lamp arm
+        _paint(img, pole, _colour(rng, POLE), 0.9 + 0.2 * yy / h)
+        label[pole] = POLE
+    for _ in range(int(rng.integers(0, 4))):
+        px, base = rng.uniform(0, w), rng.uniform(horizon + 3, road_top + 4)
+        ph = rng.uniform(0.12, 0.2) * h
+        body = (((xx - px) / (0.16 * ph)) ** 2 + ((yy - (base - 0.45 * ph)) / (0.45 * ph)) ** 2) < 1
+        head = ((xx - px) ** 2 + (yy - (base - 0.95 * ph)) ** 2) < (0.12 * ph) ** 2
+        shade = 1.0 - 0.5 * ((yy - (base - ph)) / ph > 0.55)  # darker legs
+        _paint(img, body, _colour(rng, PERSON), shade)
+        _paint(img, head, np.array([0.85, 0.65, 0.5], np.float32) * rng.uniform(0.5, 1.1),
+               np.ones((h, w), np.float32))
+        label[body | head] = PERSON
+
+    # Cars on the road: smooth bodies with a window band, dark wheels, a highlight.
+    for _ in range(int(rng.integers(1, 4))):
+        base = rng.uniform(road_top + 6, h)
+        size = (0.45 + 0.9 * (base - road_top) / max(1.0, h - road_top)) * h * 0.16
+        cx, cw = rng.uniform(0, w), size * rng.uniform(2.0, 2.8)
+        top = base - size
+        body = (np.abs(xx - cx) < cw / 2) & (yy >= top + 0.35 * size) & (yy < base - 0.12 * size)
+        cabin = (np.abs(xx - cx) < cw * 0.3) & (yy >= top) & (yy < top + 0.4 * size)
+        wheels = np.zeros_like(body)
+        for wx in (cx - cw * 0.3, cx + cw * 0.3):
+            wheels |= ((xx - wx) ** 2 + (yy - (base - 0.15 * size)) ** 2) < (0.17 * size) ** 2
+        shade = 1.0 + 0.3 * (1 - (yy - top) / size)
+        shade = np.where(cabin & (np.abs(xx - cx) < cw * 0.26) & (yy > top + 0.08 * size), 0.35, shade)
+        colour = _colour(rng, CAR)
+        _paint(img, body | cabin, colour, shade)
+        _paint(img, wheels, np.full(3, 0.08, np.float32), np.ones((h, w), np.float32))
+        label[body | cabin | wheels] = CAR
+
+    # Void clutter (ignored in the labels, like Cityscapes' unlabelled pixels).
+    for _ in range(int(rng.integers(0, 3))):
+        cx, cy = rng.uniform(0, w), rng.uniform(0, h)
+        r = rng.uniform(2, 6)
+        blob = (np.abs(xx - cx) < r) & (np.abs(yy - cy) < r)
+        _paint(img, blob, rng.random(3, dtype=np.float32), rng.random((h, w), dtype=np.float32))
+        label[blob] = IGNORE_INDEX
+
+    # Photometric variation: lighting gain, colour cast, a brightness ramp, sensor noise.
+    gain = rng.uniform(0.55, 1.35)
+    cast = rng.uniform(0.75, 1.25, size=3).astype(np.float32)
+    ramp = 1.0 + rng.uniform(-0.3, 0.3) * (xx / w - 0.5)
+    img = img * gain * cast[None, None, :] * ramp[..., None]
+    img += rng.normal(0, rng.uniform(0.01, 0.06), size=img.shape).astype(np.float32)
+    img = (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)
+    return img, label
+
+
+# ----------------------------------------------------------------------------- files
+def image_stem(split, index):
+    """Cityscapes-style stem: <city>_<seq>_<frame>."""
+    city = CITIES[index % len(CITIES)]
+    return city, f'{city}_{SPLITS.index(split):06d}_{index:06d}'
+
+
+def image_path(root, split, index):
+    city, stem = image_stem(split, index)
+    return osp.join(root, 'leftImg8bit', split, city, f'{stem}_leftImg8bit.png')
+
+
+def label_path(root, split, index):
+    city, stem = image_stem(split, index)
+    return osp.join(root, 'gtFine', split, city, f'{stem}_gtFine_labelTrainIds.png')
+
+
+def _rng_for(seed, split, index):
+    return np.random.default_rng(np.random.SeedSequence([seed, SPLITS.index(split), index]))
+
+
+def render_sample(config, split, index):
+    """The (image, label) pair of one index; a pure function of (config, split, index)."""
+    return render_scene(_rng_for(config.seed, split, index), config.height, config.width)
+
+
+def _save_png_atomic(array, path):
+    os.makedirs(osp.dirname(path), exist_ok=True)
+    tmp = f'{path}.tmp{os.getpid()}.png'
+    Image.fromarray(array).save(tmp)
+    os.replace(tmp, path)
+
+
+def meta_path(root):
+    return osp.join(root, 'meta.json')
+
+
+def generate(root, config=None, progress=True):
+    """Write the whole set under ``root`` (skipping nothing: files are overwritten).
+
+    ``meta.json`` is written last, so its presence marks a complete set.
+    """
+    config = config or SyntheticScenesConfig()
+    jobs = [(s, i) for s in SPLITS for i in range(config.count(s))]
+    iterator = jobs
+    if progress:
+        from tqdm import tqdm
+        iterator = tqdm(jobs, desc=f'synthetic scenes -> {root}', unit='img')
+    for split, index in iterator:
+        img, label = render_sample(config, split, index)
+        _save_png_atomic(img, image_path(root, split, index))
+        if split != 'train_extra':
+            _save_png_atomic(label, label_path(root, split, index))
+    meta = dict(asdict(config), classes=list(CLASSES), palette=[list(p) for p in PALETTE],
+                ignore_index=IGNORE_INDEX, generator_version=GENERATOR_VERSION)
+    tmp = meta_path(root) + '.tmp'
+    with open(tmp, 'w') as f:
+        json.dump(meta, f, indent=2)
+    os.replace(tmp, meta_path(root))
+    return meta
+
+
+def is_complete(root, config=None):
+    """True when ``root`` holds a finished set generated with ``config`` (default config)."""
+    config = config or SyntheticScenesConfig()
+    try:
+        with open(meta_path(root)) as f:
+            meta = json.load(f)
+    except (OSError, ValueError):
+        return False
+    return (meta.get('generator_version') == GENERATOR_VERSION
+            and all(meta.get(k) == v for k, v in asdict(config).items()))
+
+
+def ensure(root, config=None, progress=True):
+    """Generate the set under ``root`` unless a complete one with the same config is there."""
+    if not is_complete(root, config):
+        generate(root, config, progress=progress)
+    return root
