@@ -1,0 +1,11 @@
+"""densessl's VISSL plugins: importing this package registers them into VISSL.
+
+Registered here: trunk ``torchvision_resnet``, data source ``synthetic_scenes``, optimizer
+``sgd_larc`` (LARC without apex). ``vissl_plugins.compat`` applies the fixes VISSL needs on
+modern PyTorch first. Method folders (ViCE, SlotCon) add their own parts.
+"""
+from vissl_plugins import compat
+
+compat.apply()
+
+from vissl_plugins import data, optimizers, trunks  # noqa: E402,F401  (registration)

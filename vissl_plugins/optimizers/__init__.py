@@ -1,0 +1,1 @@
+from vissl_plugins.optimizers.larc import LARC, SGDWithLARC  # noqa: F401

@@ -1,0 +1,1 @@
+from vissl_plugins.trunks.torchvision_resnet import TorchvisionResNet  # noqa: F401
