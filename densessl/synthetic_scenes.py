@@ -159,10 +159,10 @@ def render_scene(rng, height, width):
         label[trunk | crown] = VEGETATION
 
     # Poles and people on the sidewalk.
-    for _ in range(int(rng.integers(0, 3))):
+    for _ in range(int(rng.integers(0, 4))):
         px, base = rng.uniform(0, w), rng.uniform(horizon + 2, road_top)
         top = base - rng.uniform(0.3, 0.5) * h
-        pole = (np.abs(xx - px) < 1.2) & (yy >= top) & (yy < base)
+        pole = (np.abs(xx - px) < 1.6) & (yy >= top) & (yy < base)
         pole |= (yy >= top) & (yy < top + 2) & (xx >= px) & (xx < px + 8)  # lamp arm
         _paint(img, pole, _colour(rng, POLE), 0.9 + 0.2 * yy / h)
         label[pole] = POLE

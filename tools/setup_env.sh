@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Create (or update) the project's virtual environment in .venv.
+#
+#   bash tools/setup_env.sh          # idempotent: does nothing when .venv matches requirements/
+#
+# The order matters and is why this is a script and not one `pip install -r`:
+#   1. torch/torchvision, 2. vissl --no-deps, 3. classy-vision --no-deps --force-reinstall,
+#   4. the pinned runtime (VISSL's real deps, MMSeg 1.x), 5. densessl itself (editable).
+# detectron2 is optional and not installed here (not on the package index); see docs/install.md.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${DENSESSL_VENV:-$ROOT/.venv}"
+PY="${PYTHON:-python3}"
+STAMP="$VENV/.densessl-requirements.sha1"
+WANT="$(cat "$ROOT"/requirements/*.txt "$ROOT/pyproject.toml" | sha1sum | cut -d' ' -f1)"
+
+if [ -x "$VENV/bin/python" ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$WANT" ]; then
+  exit 0
+fi
+echo "[setup_env] creating/updating $VENV (first time: a few minutes; torch is ~5 GB)" >&2
+"$PY" -m venv "$VENV"
+PIP=("$VENV/bin/python" -m pip install --disable-pip-version-check -q)
+"${PIP[@]}" -r "$ROOT/requirements/torch.txt"
+"${PIP[@]}" "setuptools<80" wheel
+"${PIP[@]}" --no-deps vissl==0.1.6
+"${PIP[@]}" --no-deps --force-reinstall classy-vision==0.7.0
+"${PIP[@]}" -r "$ROOT/requirements/runtime.txt" -r "$ROOT/requirements/test.txt"
+# compat mode: a path entry to the repo, so new plugin packages are found without reinstalling
+"${PIP[@]}" --no-deps --no-build-isolation -e "$ROOT" --config-settings editable_mode=compat
+"$VENV/bin/python" -c "import vissl_plugins, mmseg_plugins, converters" \
+  || { echo "[setup_env] the environment does not import; see the errors above" >&2; exit 1; }
+echo "$WANT" > "$STAMP"
+echo "[setup_env] ready: $VENV" >&2
