@@ -1,0 +1,1 @@
+from mmseg_plugins.backbones.frozen_resnet import FrozenResNet  # noqa: F401

@@ -1,0 +1,3 @@
+from mmseg_plugins.datasets.checked_loading import (LoadAnnotationsChecked,  # noqa: F401
+                                                    LoadImageFromFileChecked)
+from mmseg_plugins.datasets.synthetic_scenes import SyntheticScenesDataset  # noqa: F401
