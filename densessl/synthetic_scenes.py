@@ -25,6 +25,7 @@ import os.path as osp
 from dataclasses import asdict, dataclass
 
 import numpy as np
+from scipy import ndimage
 from PIL import Image
 
 CLASSES = ('sky', 'building', 'vegetation', 'sidewalk', 'road', 'car', 'person', 'pole')
@@ -32,7 +33,7 @@ PALETTE = ((70, 130, 180), (70, 70, 70), (107, 142, 35), (244, 35, 232), (128, 6
            (0, 0, 142), (220, 20, 60), (153, 153, 153))
 IGNORE_INDEX = 255
 SKY, BUILDING, VEGETATION, SIDEWALK, ROAD, CAR, PERSON, POLE = range(len(CLASSES))
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 SPLITS = ('train', 'val', 'train_extra')
 CITIES = ('aachen', 'bremen', 'cologne', 'dresden')
 
@@ -107,11 +108,14 @@ def render_scene(rng, height, width):
     img = np.zeros((h, w, 3), np.float32)
     label = np.full((h, w), SKY, np.uint8)
 
+    # Every image has its own zoom: texture periods and object sizes scale together, as
+    # with a different camera distance or focal length.
+    zoom = float(np.exp(rng.uniform(np.log(0.6), np.log(1.8))))
     horizon = int(h * rng.uniform(0.42, 0.55))           # where the ground starts
     road_top = horizon + int(h * rng.uniform(0.08, 0.16))  # sidewalk strip above the road
 
     # Sky: vertical gradient plus soft clouds.
-    sky_shade = 1.0 - 0.35 * yy / h + 0.25 * (_smooth_noise(rng, h, w, 24) - 0.5)
+    sky_shade = 1.0 - 0.35 * yy / h + 0.25 * (_smooth_noise(rng, h, w, 24 * zoom) - 0.5)
     _paint(img, np.ones((h, w), bool), _colour(rng, SKY), sky_shade)
 
     # Buildings: a skyline of blocks with window grids and floor lines.
@@ -120,9 +124,9 @@ def render_scene(rng, height, width):
         bw = int(rng.integers(w // 8, w // 3))
         top = int(rng.uniform(0.05, 0.75) * horizon)
         block = (xx >= x) & (xx < x + bw) & (yy >= top) & (yy < horizon)
-        px, py = int(rng.integers(5, 10)), int(rng.integers(6, 11))
+        px, py = max(3, int(rng.integers(5, 10) * zoom)), max(3, int(rng.integers(6, 11) * zoom))
         win = (((xx - x) % px) < px * rng.uniform(0.35, 0.6)) & (((yy - top) % py) < py * 0.5)
-        shade = 1.0 + 0.06 * (rng.random((h, w), dtype=np.float32) - 0.5)
+        shade = 1.0 + 0.12 * (_smooth_noise(rng, h, w, zoom) - 0.5)
         shade = np.where(win, rng.uniform(0.35, 0.65), shade)
         _paint(img, block, _colour(rng, BUILDING), shade)
         label[block] = BUILDING
@@ -130,16 +134,16 @@ def render_scene(rng, height, width):
 
     # Ground: sidewalk tiles, then asphalt with lane marks.
     ground = yy >= horizon
-    tile = int(rng.integers(5, 9))
+    tile = max(3, int(rng.integers(5, 9) * zoom))
     tiles = ((xx % tile) < 1) | (((yy - horizon) % tile) < 1)
     shade = np.where(tiles, 0.55, 1.0) + 0.08 * (rng.random((h, w), dtype=np.float32) - 0.5)
     walk = ground & (yy < road_top)
     _paint(img, walk, _colour(rng, SIDEWALK), shade)
     label[walk] = SIDEWALK
     road = yy >= road_top
-    grain = 1.0 + 0.35 * (rng.random((h, w), dtype=np.float32) - 0.5)
+    grain = 1.0 + 0.5 * (_smooth_noise(rng, h, w, zoom) - 0.5)
     lane_y = road_top + (h - road_top) * rng.uniform(0.45, 0.6)
-    dash = int(rng.integers(10, 18))
+    dash = max(4, int(rng.integers(10, 18) * zoom))
     marks = (np.abs(yy - lane_y) < 1.5) & (((xx + rng.integers(0, dash)) % dash) < dash * 0.55)
     grain = np.where(marks, 2.2, grain)
     _paint(img, road, _colour(rng, ROAD), grain)
@@ -148,12 +152,12 @@ def render_scene(rng, height, width):
     # Trees: leafy crowns on trunks standing on the sidewalk, in front of buildings.
     for _ in range(int(rng.integers(1, 4))):
         cx, base = rng.uniform(0, w), rng.uniform(horizon, road_top)
-        r = rng.uniform(0.08, 0.16) * h * 1.3
+        r = rng.uniform(0.08, 0.16) * h * 1.3 * min(zoom, 1.4)
         cy = base - rng.uniform(1.2, 1.8) * r
         crown = ((xx - cx) / r) ** 2 + ((yy - cy) / (0.85 * r)) ** 2 < 1.0
-        crown &= _smooth_noise(rng, h, w, 3) > 0.15  # ragged leafy edge
+        crown &= _smooth_noise(rng, h, w, 3 * zoom) > 0.15  # ragged leafy edge
         trunk = (np.abs(xx - cx) < max(1.0, r * 0.12)) & (yy >= cy) & (yy < base)
-        leaves = 0.45 + 0.9 * _smooth_noise(rng, h, w, 2)
+        leaves = 0.45 + 0.9 * _smooth_noise(rng, h, w, 2 * zoom)
         _paint(img, trunk, _colour(rng, VEGETATION) * 0.5, np.ones((h, w), np.float32))
         _paint(img, crown, _colour(rng, VEGETATION), leaves)
         label[trunk | crown] = VEGETATION
@@ -162,13 +166,13 @@ def render_scene(rng, height, width):
     for _ in range(int(rng.integers(0, 4))):
         px, base = rng.uniform(0, w), rng.uniform(horizon + 2, road_top)
         top = base - rng.uniform(0.3, 0.5) * h
-        pole = (np.abs(xx - px) < 1.6) & (yy >= top) & (yy < base)
+        pole = (np.abs(xx - px) < 1.6 * max(1.0, zoom)) & (yy >= top) & (yy < base)
         pole |= (yy >= top) & (yy < top + 2) & (xx >= px) & (xx < px + 8)  # lamp arm
         _paint(img, pole, _colour(rng, POLE), 0.9 + 0.2 * yy / h)
         label[pole] = POLE
     for _ in range(int(rng.integers(0, 4))):
         px, base = rng.uniform(0, w), rng.uniform(horizon + 3, road_top + 4)
-        ph = rng.uniform(0.12, 0.2) * h
+        ph = rng.uniform(0.12, 0.2) * h * zoom
         body = (((xx - px) / (0.16 * ph)) ** 2 + ((yy - (base - 0.45 * ph)) / (0.45 * ph)) ** 2) < 1
         head = ((xx - px) ** 2 + (yy - (base - 0.95 * ph)) ** 2) < (0.12 * ph) ** 2
         shade = 1.0 - 0.5 * ((yy - (base - ph)) / ph > 0.55)  # darker legs
@@ -180,7 +184,7 @@ def render_scene(rng, height, width):
     # Cars on the road: smooth bodies with a window band, dark wheels, a highlight.
     for _ in range(int(rng.integers(1, 4))):
         base = rng.uniform(road_top + 6, h)
-        size = (0.45 + 0.9 * (base - road_top) / max(1.0, h - road_top)) * h * 0.16
+        size = (0.45 + 0.9 * (base - road_top) / max(1.0, h - road_top)) * h * 0.16 * zoom
         cx, cw = rng.uniform(0, w), size * rng.uniform(2.0, 2.8)
         top = base - size
         body = (np.abs(xx - cx) < cw / 2) & (yy >= top + 0.35 * size) & (yy < base - 0.12 * size)
@@ -203,11 +207,16 @@ def render_scene(rng, height, width):
         _paint(img, blob, rng.random(3, dtype=np.float32), rng.random((h, w), dtype=np.float32))
         label[blob] = IGNORE_INDEX
 
-    # Photometric variation: lighting gain, colour cast, a brightness ramp, sensor noise.
+    # Photometric variation: lighting gain, colour cast, a brightness ramp, contrast,
+    # focus blur, sensor noise.
     gain = rng.uniform(0.55, 1.35)
     cast = rng.uniform(0.75, 1.25, size=3).astype(np.float32)
     ramp = 1.0 + rng.uniform(-0.3, 0.3) * (xx / w - 0.5)
     img = img * gain * cast[None, None, :] * ramp[..., None]
+    mean = img.mean(axis=(0, 1), keepdims=True)
+    img = mean + (img - mean) * rng.uniform(0.5, 1.5)
+    if rng.random() < 0.5:
+        img = ndimage.gaussian_filter(img, sigma=(rng.uniform(0.3, 1.2),) * 2 + (0,))
     # Noise strength varies smoothly over the image: a per-image constant would be a
     # shortcut that lets instance discrimination match two crops by noise level alone.
     noise_std = 0.005 + 0.05 * _smooth_noise(rng, h, w, 32)

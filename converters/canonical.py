@@ -1,0 +1,27 @@
+"""``CanonicalCheckpoint``: what every reader returns and every writer takes.
+
+``state_dict``: torchvision ResNet names (see ``canonical_resnet``), tensors on CPU, in the
+source's order; may still contain wrong keys: the writer's check finds them.
+``source_format`` / ``source_path``: where it came from.
+``dropped_keys``: source tensors deliberately left out (e.g. VISSL ``heads.*``), reported.
+``notes``: lines for the report (e.g. ignored training state, a trusted-input load).
+``arch``: set by ``convert`` (detected or given) before a writer sees it.
+"""
+import os.path as osp
+from dataclasses import dataclass, field
+
+
+@dataclass
+class CanonicalCheckpoint:
+    state_dict: dict
+    source_format: str
+    source_path: str
+    dropped_keys: list = field(default_factory=list)
+    notes: list = field(default_factory=list)
+    arch: str = None
+
+    def meta(self):
+        """The metadata written beside converted tensors (mmseg format's ``meta``)."""
+        return {'source_format': self.source_format, 'source_path': osp.abspath(self.source_path),
+                'arch': self.arch, 'converter': 'densessl',
+                'dropped_keys': list(self.dropped_keys)}
