@@ -7,6 +7,7 @@ SlotCon / MoCo checkpoints) pass ``trusted_pickle=True``: they are then loaded w
 """
 import os.path as osp
 import pickle
+import re
 
 import torch
 
@@ -14,7 +15,8 @@ from converters.errors import ConversionError
 
 
 def _weights_only_detail(error):
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    text = re.sub(r'\x1b\[[0-9;]*m', '', str(error))  # torch's message has terminal bold
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
     for line in lines:
         if 'WeightsUnpickler error' in line:
             return line.split('. ')[0]
@@ -34,6 +36,8 @@ def load_checkpoint(path, fmt, trusted_pickle=False, log=print):
         if 'Weights only load failed' not in str(e):
             raise _corrupt(path, e) from e
         if not trusted_pickle:
+            if 'Unsupported global' not in str(e):  # not a class: damaged pickle data
+                raise _corrupt(path, e, _weights_only_detail(e)) from e
             raise ConversionError(
                 f'{path} is not a plain tensor checkpoint ({_weights_only_detail(e)}); the '
                 f'{fmt!r} reader loads weights only. If it comes from another method, use '
@@ -49,8 +53,8 @@ def load_checkpoint(path, fmt, trusted_pickle=False, log=print):
         raise _corrupt(path, e) from e
 
 
-def _corrupt(path, error):
-    first = (str(error).splitlines() or [''])[0][:200]
+def _corrupt(path, error, detail=None):
+    first = (detail or (str(error).splitlines() or [''])[0])[:200]
     return ConversionError(
         f'cannot read {path}: torch.load failed ({type(error).__name__}: {first}); the file '
         f'is corrupt or truncated, or was not written by torch.save. Copy or export it again')

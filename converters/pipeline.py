@@ -12,7 +12,8 @@ from converters.canonical_resnet import ARCHS, compare, describe_structure, dete
 from converters.errors import ConversionError, ConversionRefused
 from converters.readers import READERS
 from converters.readers.common import show_keys
-from converters.report import build_report, format_report, problem_summary, problems, refusal_message
+from converters.report import (build_report, format_report, problem_summary, problems,
+                               refusal_message)
 from converters.writers import WRITERS
 
 

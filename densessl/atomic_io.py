@@ -18,6 +18,9 @@ def _atomic_write(path, write_fn, mode):
             write_fn(f)
             f.flush()
             os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual permissions
         os.replace(tmp, path)
     except BaseException:
         if osp.exists(tmp):

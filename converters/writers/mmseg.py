@@ -22,6 +22,7 @@ def write_mmseg(ckpt):
     expected = {PREFIX + k: shape for k, shape in backbone_shapes(ckpt.arch).items()}
     meta = ckpt.meta()
     meta['dropped_keys'] += fc_keys
-    notes = [f'fc.* dropped ({len(fc_keys)} tensors): a backbone has no classifier'] if fc_keys else []
+    notes = ([f'fc.* dropped ({len(fc_keys)} tensors): a backbone has no classifier']
+             if fc_keys else [])
     return WriterOutput({'state_dict': state_dict, 'meta': meta}, state_dict, expected,
                         dropped_keys=fc_keys, notes=notes)
