@@ -3,7 +3,7 @@
 
 Every conv / bn key of the arch is required. ``fc.*`` is written only when the source had
 it (any number of classes); without it the file is backbone-only, which the report says:
-load it with ``strict=False`` or after replacing ``model.fc`` (e.g. ``nn.Identity()``).
+load it after replacing ``model.fc`` with ``nn.Identity()``, so every key is still checked.
 """
 from converters.canonical_resnet import backbone_shapes, fc_patterns, is_fc
 from converters.writers import WriterOutput, register_writer
@@ -14,7 +14,7 @@ def write_torchvision(ckpt):
     state_dict = dict(ckpt.state_dict)
     notes = []
     if not any(is_fc(k) for k in state_dict):
-        notes.append('fc.* absent in the source: the output is backbone-only (load it with '
-                     'strict=False, or set model.fc = nn.Identity() first)')
+        notes.append('fc.* absent in the source: the output is backbone-only (set '
+                     'model.fc = nn.Identity() before load_state_dict)')
     return WriterOutput(state_dict, state_dict, backbone_shapes(ckpt.arch),
                         optional=fc_patterns(ckpt.arch), notes=notes)
