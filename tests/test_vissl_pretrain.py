@@ -17,7 +17,8 @@ CONFIG = 'config=pretrain/simclr/simclr_resnet18_synthetic_cpu'
 def _overrides(data_root, out_dir, epochs=2, procs=1, batch=4):
     return [CONFIG, f'config.CHECKPOINT.DIR={out_dir}', f'config.DATA.TRAIN.DATA_PATHS=[{data_root}]',
             f'config.OPTIMIZER.num_epochs={epochs}', f'config.DATA.TRAIN.BATCHSIZE_PER_REPLICA={batch}',
-            'config.DATA.TRAIN.TRANSFORMS.1.size=32', 'config.DATA.NUM_DATALOADER_WORKERS=0',
+            'config.DATA.TRAIN.TRANSFORMS.0.size=48', 'config.DATA.TRAIN.TRANSFORMS.2.size=32',
+            'config.DATA.NUM_DATALOADER_WORKERS=0',
             'config.CHECKPOINT.CHECKPOINT_FREQUENCY=1', 'config.LOG_FREQUENCY=1',
             f'config.DISTRIBUTED.NUM_PROC_PER_NODE={procs}']
 
