@@ -1,10 +1,18 @@
 """Every fix densessl needs for MMSegmentation 1.2.2 / mmengine 0.10.7 / mmcv-lite 2.1.0.
 
-Applied once, when ``mmseg_plugins`` is imported; nothing else in the code base knows the
-fixes exist. Each names the problem it solves and has a test in
-``tests/test_mmseg_compat.py`` that fails without it.
+This is the one adapter module between densessl and those frameworks: nothing is patched
+in site-packages, and no other module of the code base works around them. ``apply()`` runs
+when ``mmseg_plugins`` is imported (configs load it through ``custom_imports``; the tools
+import it first). Each fix names the problem it solves; ``tests/test_mmseg_compat.py``
+shows each problem without its fix and checks the fix.
+
+1. ``mmcv.ops`` stand-in: ``import mmseg.models`` fails under mmcv-lite.
+2. mmengine checkpoints under torch's weights-only ``torch.load``.
+3. CPU multi-process runs (torchrun / slurm + gloo): ``torch.cuda.set_device`` no-op, and
+   :func:`adapt_config_for_device` for the DDP wrapper, backend and SyncBN.
 """
 import logging
+import pickle
 import sys
 import types
 
@@ -12,155 +20,240 @@ import torch
 import torch.nn.functional as F
 
 _applied = False
-logger = logging.getLogger(__name__)
 
 
-# Problem 1: `import mmseg.models` fails with "No module named 'mmcv._ext'" under mmcv-lite:
-# mmseg imports `mmcv.ops` at module level in a few files, and mmcv-lite ships no compiled
-# ops. Fix: when the real `mmcv.ops` cannot be imported, install a stand-in holding the
-# names mmseg imports: pure-PyTorch `point_sample` and `sigmoid_focal_loss`, and
-# placeholders for the compiled-only ops that raise a clear error when used.
+# -------------------------------------------------------------------------------------
+# Fix 1. Problem: `import mmseg.models` fails with "No module named 'mmcv._ext'" under
+# mmcv-lite. mmseg imports `mmcv.ops` at module level (models/utils/point_sample.py,
+# models/losses/focal_loss.py, decode_heads/{point,san,cc,psa}_head.py,
+# utils/mask_classification.py), and mmcv-lite ships the Python files of mmcv.ops but not
+# the compiled `mmcv._ext` they load. Fix: only when the real `mmcv.ops` cannot be
+# imported, install a small stand-in module as sys.modules['mmcv.ops'] with the names
+# mmseg imports: pure-PyTorch `point_sample` and `sigmoid_focal_loss` (same semantics as
+# mmcv's), and the compiled-only ops as classes that raise a clear error when used.
+# -------------------------------------------------------------------------------------
 def point_sample(input, points, align_corners=False, **kwargs):
-    """Sample ``input`` (N, C, H, W) at ``points`` (N, P, 2) or (N, Hp, Wp, 2) in [0, 1]
-    coordinates (x, y), as mmcv.ops.point_sample does. Returns (N, C, P) or (N, C, Hp, Wp).
+    """Bilinear sampling of ``input`` (N, C, H, W) at ``points`` in [0, 1] x [0, 1]
+    coordinates ``(x, y)``, exactly as ``mmcv.ops.point_sample`` (grid_sample based).
+
+    ``points`` (N, P, 2) gives (N, C, P); (N, Hp, Wp, 2) gives (N, C, Hp, Wp). Points
+    outside the map read zeros (grid_sample's default zero padding).
     """
     add_dim = points.dim() == 3
     if add_dim:
         points = points.unsqueeze(2)
-    out = F.grid_sample(input, 2.0 * points - 1.0, align_corners=align_corners, **kwargs)
-    return out.squeeze(3) if add_dim else out
+    output = F.grid_sample(input, 2.0 * points - 1.0, align_corners=align_corners, **kwargs)
+    return output.squeeze(3) if add_dim else output
 
 
-def sigmoid_focal_loss(pred, target, gamma=2.0, alpha=0.25, weight=None, reduction='mean'):
-    """Focal loss (Lin et al. 2017) on logits ``pred`` (N, C) and class indices ``target``
-    (N,), as mmcv.ops.sigmoid_focal_loss: -alpha_t (1 - p_t)^gamma log(p_t) per element,
-    summed over classes per sample, then reduced; ``weight`` (C,) scales each class."""
-    one_hot = F.one_hot(target.long(), num_classes=pred.size(1) + 1)[:, :pred.size(1)]
-    one_hot = one_hot.type_as(pred)
-    p = pred.sigmoid()
-    p_t = p * one_hot + (1 - p) * (1 - one_hot)
-    alpha_t = alpha * one_hot + (1 - alpha) * (1 - one_hot)
-    loss = -alpha_t * (1 - p_t).pow(gamma) * F.logsigmoid(
-        pred * (2 * one_hot - 1))
+def sigmoid_focal_loss(input, target, gamma=2.0, alpha=0.25, weight=None, reduction='mean'):
+    """Sigmoid focal loss (Lin et al. 2017), the semantics of mmcv's compiled kernel.
+
+    ``input``: logits (N, C); ``target``: class indices (N,) in ``[0, C]``, where ``C``
+    means background (negative for every class). Per element::
+
+        -alpha       * (1 - p)^gamma * log(p)       if target == c
+        -(1 - alpha) * p^gamma       * log(1 - p)   otherwise,      p = sigmoid(input)
+
+    ``weight`` (C,) scales every element of sample n by ``weight[target[n]]`` (as mmcv's
+    kernel; background samples keep weight 1). ``reduction``: 'none' gives (N, C), 'sum'
+    the sum, 'mean' the sum divided by N (mmcv's definition).
+    """
+    if reduction not in ('none', 'mean', 'sum'):
+        raise ValueError(f"reduction must be 'none', 'mean' or 'sum', got {reduction!r}")
+    num_classes = input.size(1)
+    target = target.long()
+    one_hot = F.one_hot(target, num_classes=num_classes + 1)[:, :num_classes].type_as(input)
+    log_p, log_not_p = F.logsigmoid(input), F.logsigmoid(-input)
+    p = input.sigmoid()
+    loss = (-alpha * one_hot * (1 - p).pow(gamma) * log_p
+            - (1 - alpha) * (1 - one_hot) * p.pow(gamma) * log_not_p)
     if weight is not None:
-        loss = loss * weight.view(1, -1)
+        per_sample = torch.cat([weight.type_as(input), input.new_ones(1)])[target]
+        loss = loss * per_sample.view(-1, 1)
     if reduction == 'mean':
-        return loss.sum() / pred.size(0)
+        return loss.sum() / input.size(0)
     if reduction == 'sum':
         return loss.sum()
     return loss
 
 
-def _needs_full_mmcv(name):
-    class CompiledOpUnavailable(torch.nn.Module):
-        def __init__(self, *args, **kwargs):
-            raise RuntimeError(
-                f'mmcv.ops.{name} needs the compiled ops of full mmcv, which mmcv-lite does not '
-                f'ship. Build it: pip install mmcv==2.1.0 (from source, ~15 min; see '
-                f'docs/install.md), or choose a config without this op.')
-    CompiledOpUnavailable.__name__ = name
-    return CompiledOpUnavailable
+COMPILED_ONLY_OPS = ('CrissCrossAttention', 'PSAMask', 'DeformConv2d', 'ModulatedDeformConv2d')
 
 
-def _install_mmcv_ops_stand_in():
+class CompiledOpUnavailableError(RuntimeError):
+    """An mmcv op that only exists in the compiled (full) mmcv build was used."""
+
+
+def _compiled_only_op(name):
+    def __init__(self, *args, **kwargs):
+        raise CompiledOpUnavailableError(
+            f'mmcv.ops.{name} needs the compiled ops of full mmcv, which mmcv-lite does not '
+            f'ship. Install full mmcv instead of mmcv-lite: pip install mmcv==2.1.0 (built '
+            f'from source, ~15 min on 2 cores; see docs/install.md), or use a config without '
+            f'this op.')
+    return type(name, (torch.nn.Module,), {'__init__': __init__, '__module__': __name__,
+                                           '__doc__': f'Stand-in: {name} needs full mmcv.'})
+
+
+def real_mmcv_ops_available():
+    """True when ``mmcv.ops`` (full mmcv with compiled ops) imports; never installs it."""
+    module = sys.modules.get('mmcv.ops')
+    if module is not None:
+        return not getattr(module, '__densessl_stand_in__', False)
     try:
-        import mmcv.ops  # noqa: F401  (full mmcv: nothing to do)
-        return False
+        import mmcv.ops  # noqa: F401
+        return True
     except (ImportError, OSError):
-        pass
-    stand_in = types.ModuleType('mmcv.ops')
-    stand_in.__doc__ = 'densessl stand-in for mmcv.ops under mmcv-lite (mmseg_plugins.compat)'
+        for name in [m for m in sys.modules if m == 'mmcv.ops' or m.startswith('mmcv.ops.')]:
+            del sys.modules[name]  # drop the half-imported package before the stand-in
+        return False
+
+
+def install_mmcv_ops_stand_in():
+    """Install the stand-in when the real ``mmcv.ops`` does not import. Returns True if
+    installed (or already there), False when full mmcv is present."""
+    if real_mmcv_ops_available():
+        return False
+    if 'mmcv.ops' in sys.modules:
+        return True
+    stand_in = types.ModuleType('mmcv.ops', 'densessl stand-in for mmcv.ops under mmcv-lite '
+                                            '(mmseg_plugins.compat, fix 1)')
+    stand_in.__densessl_stand_in__ = True
     stand_in.point_sample = point_sample
     stand_in.sigmoid_focal_loss = sigmoid_focal_loss
-    for name in ('CrissCrossAttention', 'PSAMask', 'DeformConv2d', 'ModulatedDeformConv2d'):
-        setattr(stand_in, name, _needs_full_mmcv(name))
+    for name in COMPILED_ONLY_OPS:
+        setattr(stand_in, name, _compiled_only_op(name))
     sys.modules['mmcv.ops'] = stand_in
     import mmcv
     mmcv.ops = stand_in
     return True
 
 
-# Problem 2: torch.load defaults to weights_only=True since torch 2.6, and mmengine
-# checkpoints pickle a few non-tensor objects (the message hub's HistoryBuffer, numpy
-# arrays, scalars and dtypes, which numpy 2 pickles through `getattr`), so `tools/test.py`,
-# `--resume` and `load_from` fail with "Weights only load failed". Fix: mmengine's loader
-# for local files runs with exactly those globals allowed. The allowance is scoped to that
-# loader (a context manager), so other torch.load calls keep the default allowlist.
-def mmengine_checkpoint_globals():
+# -------------------------------------------------------------------------------------
+# Fix 2. Problem: torch.load defaults to weights_only=True (torch >= 2.6), and an mmengine
+# checkpoint pickles more than tensors: the message hub's HistoryBuffer (whose state holds
+# its statistic methods, pickled as `getattr(HistoryBuffer, 'mean')`), numpy arrays,
+# scalars (np.float64 eta) and dtypes. So tools/test.py, --resume and load_from fail with
+# "Weights only load failed ... Unsupported global". The types below were found by saving
+# a real checkpoint (tools/train.py, 10 iterations) and listing its globals with
+# torch.serialization.get_unsafe_globals_in_checkpoint: HistoryBuffer, numpy.ndarray,
+# numpy.dtype (+ its per-type classes, numpy.dtypes.*DType), numpy._core.multiarray.
+# _reconstruct and .scalar, builtins.getattr. Fix: allow exactly those with
+# torch.serialization.add_safe_globals, never weights_only=False. `getattr` would allow
+# any attribute of any allowed object, so it is replaced by `_history_buffer_getattr`,
+# which only returns HistoryBuffer's public statistic methods and refuses anything else.
+# -------------------------------------------------------------------------------------
+def _history_buffer_getattr(obj, name):
+    """``getattr`` as weights-only loading may call it: only HistoryBuffer's public
+    methods (the statistics its pickled state refers to)."""
+    from mmengine.logging.history_buffer import HistoryBuffer
+    if obj is HistoryBuffer and not name.startswith('_') and callable(
+            getattr(HistoryBuffer, name, None)):
+        return getattr(HistoryBuffer, name)
+    raise pickle.UnpicklingError(
+        f'weights-only load refused getattr({obj!r}, {name!r}): densessl only allows '
+        f'HistoryBuffer statistic methods (mmseg_plugins.compat, fix 2). Load trusted files '
+        f'with torch.load(..., weights_only=False).')
+
+
+def mmengine_checkpoint_safe_globals():
+    """The globals an mmengine checkpoint needs beyond torch's default allowlist."""
     import numpy as np
     from mmengine.logging.history_buffer import HistoryBuffer
-    multiarray = np._core.multiarray
-    dtypes = [type(np.dtype(t)) for t in ('float16', 'float32', 'float64', 'int8', 'int16',
-                                          'int32', 'int64', 'uint8', 'bool')]
+    core = np._core if hasattr(np, '_core') else np.core  # numpy 2 / numpy 1
+    multiarray = core.multiarray
+    dtype_classes = [cls for name, cls in vars(getattr(np, 'dtypes', object)).items()
+                     if name.endswith('DType') and isinstance(cls, type)]
     return [HistoryBuffer, np.ndarray, np.dtype, multiarray._reconstruct, multiarray.scalar,
-            getattr, *dtypes]
+            *dtype_classes, (_history_buffer_getattr, 'builtins.getattr')]
 
 
-def _allow_mmengine_checkpoint_types():
-    from mmengine.runner.checkpoint import CheckpointLoader, load_from_local
-
-    allowed = mmengine_checkpoint_globals()
-
-    @CheckpointLoader.register_scheme(prefixes='', force=True)
-    def load_from_local_with_mmengine_types(filename, map_location):
-        with torch.serialization.safe_globals(allowed):
-            return load_from_local(filename, map_location)
+def allow_mmengine_checkpoint_globals():
+    torch.serialization.add_safe_globals(mmengine_checkpoint_safe_globals())
 
 
-# Problem 3: CPU multi-process training (torchrun + gloo). mmengine's init_dist always
-# calls torch.cuda.set_device(local_rank), which raises on a machine without a GPU.
-# Fix: make set_device a no-op while no CUDA device exists. The DDP wrapper and backend
-# are set per config by `adapt_config_for_device` (called by tools/train.py, tools/test.py).
-def _cpu_safe_cuda_set_device():
+# -------------------------------------------------------------------------------------
+# Fix 3. Problem: multi-process training on CPU (torchrun or slurm, gloo backend).
+# mmengine's init_dist always calls torch.cuda.set_device(local_rank), which raises on a
+# machine without a GPU; and DDP rejects device_ids=[rank] for a CPU model, NCCL needs GPUs
+# and SyncBN needs a GPU. Fix: (a) torch.cuda.set_device becomes a no-op, only when CUDA
+# is unavailable (applied on import); (b) adapt_config_for_device(cfg) (called by
+# tools/train.py and tools/test.py) sets the CPU DDP wrapper, the gloo backend and BN.
+# -------------------------------------------------------------------------------------
+def _cpu_safe_set_device(device):
+    """torch.cuda.set_device while no CUDA device exists: nothing to select."""
     if torch.cuda.is_available():
-        return
-    original = torch.cuda.set_device
+        return _cpu_safe_set_device.original(device)
+    return None
 
-    def set_device(device):
-        if torch.cuda.is_available():
-            return original(device)
-        return None
 
-    torch.cuda.set_device = set_device
+def install_cpu_safe_cuda_set_device():
+    if torch.cuda.is_available() or torch.cuda.set_device is _cpu_safe_set_device:
+        return False
+    _cpu_safe_set_device.original = torch.cuda.set_device
+    torch.cuda.set_device = _cpu_safe_set_device
+    return True
+
+
+SYNC_BN_TYPES = ('SyncBN', 'MMSyncBN')
+CPU_MODEL_WRAPPER = dict(type='MMDistributedDataParallel', device_ids=None,
+                         broadcast_buffers=False)
+
+
+def _note(message):
+    from mmengine.logging import print_log
+    print_log(f'[densessl compat] {message}', logger='current', level=logging.WARNING)
 
 
 def adapt_config_for_device(cfg):
-    """Make a GPU-oriented config run on CPU when no GPU exists (no-op with a GPU).
+    """Make a GPU-oriented config run on CPU; returns ``cfg`` (changed in place).
 
-    DDP rejects ``device_ids=[rank]`` for a CPU model, NCCL needs GPUs, and SyncBN needs a
-    GPU; so: DDP with ``device_ids=None``, the gloo backend, and SyncBN -> BN.
+    Nothing changes when CUDA is available. Without CUDA:
+
+    - ``model_wrapper_cfg = dict(type='MMDistributedDataParallel', device_ids=None,
+      broadcast_buffers=False)``, unless the config sets a wrapper;
+    - ``env_cfg.dist_cfg.backend = 'gloo'``;
+    - every ``SyncBN`` norm layer of ``cfg.model`` becomes ``BN`` (logged).
     """
     if torch.cuda.is_available():
         return cfg
     if cfg.get('model_wrapper_cfg') is None:
-        cfg.model_wrapper_cfg = dict(type='MMDistributedDataParallel', device_ids=None,
-                                     broadcast_buffers=False)
-    cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})['backend'] = 'gloo'
-    replaced = _sync_bn_to_bn(cfg.get('model', {}))
-    if replaced:
-        logger.warning('no GPU: %d SyncBN layers of the config use BN instead', replaced)
+        cfg.model_wrapper_cfg = dict(CPU_MODEL_WRAPPER)
+    if cfg.get('env_cfg') is None:
+        cfg.env_cfg = dict()
+    if cfg.env_cfg.get('dist_cfg') is None:
+        cfg.env_cfg.dist_cfg = dict()
+    if cfg.env_cfg.dist_cfg.get('backend') != 'gloo':
+        cfg.env_cfg.dist_cfg.backend = 'gloo'
+    converted = _sync_bn_to_bn(cfg.get('model'), 'model')
+    if converted:
+        _note(f'no GPU: SyncBN needs one, so these norm layers use BN instead: '
+              f'{", ".join(converted)}')
     return cfg
 
 
-def _sync_bn_to_bn(node):
-    count = 0
+def _sync_bn_to_bn(node, path):
+    """Change SyncBN norm configs in place; returns the dotted paths changed."""
+    changed = []
     if isinstance(node, dict):
-        if node.get('type') == 'SyncBN':
+        if node.get('type') in SYNC_BN_TYPES:
             node['type'] = 'BN'
-            count += 1
-        for value in node.values():
-            count += _sync_bn_to_bn(value)
+            changed.append(path)
+        for key, value in node.items():
+            changed += _sync_bn_to_bn(value, f'{path}.{key}')
     elif isinstance(node, (list, tuple)):
-        for value in node:
-            count += _sync_bn_to_bn(value)
-    return count
+        for index, value in enumerate(node):
+            changed += _sync_bn_to_bn(value, f'{path}.{index}')
+    return changed
 
 
 def apply():
+    """Apply every fix (idempotent)."""
     global _applied
     if _applied:
         return
-    _install_mmcv_ops_stand_in()
-    _allow_mmengine_checkpoint_types()
-    _cpu_safe_cuda_set_device()
+    install_mmcv_ops_stand_in()
+    allow_mmengine_checkpoint_globals()
+    install_cpu_safe_cuda_set_device()
     _applied = True

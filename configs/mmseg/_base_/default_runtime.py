@@ -1,9 +1,12 @@
-# Runtime shared by densessl's MMSeg configs: plugins, logging, TensorBoard, checkpoints,
-# the results table and the run manifest.
+# Runtime shared by densessl's MMSeg configs: plugins (mmseg_plugins: compat fixes,
+# dataset, checked loading, FrozenResNet, hooks), logging, TensorBoard, checkpoints, the
+# results table (metrics_{val,test}.{json,md}) and the run manifest (manifest.json).
 custom_imports = dict(imports=['mmseg_plugins'], allow_failed_imports=False)
 default_scope = 'mmseg'
-env_cfg = dict(cudnn_benchmark=False, mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
-               dist_cfg=dict(backend='nccl'))
+env_cfg = dict(
+    cudnn_benchmark=False,
+    mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
+    dist_cfg=dict(backend='nccl'))  # gloo on a machine without GPU (tools/*.py, compat)
 vis_backends = [dict(type='LocalVisBackend'), dict(type='TensorboardVisBackend')]
 visualizer = dict(type='SegLocalVisualizer', vis_backends=vis_backends, name='visualizer')
 log_processor = dict(by_epoch=False)
