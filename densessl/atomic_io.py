@@ -9,7 +9,8 @@ import os.path as osp
 import tempfile
 
 
-def _atomic_write(path, write_fn, mode):
+def atomic_write(path, write_fn, mode):
+    """Call ``write_fn(file)`` on a temp file beside ``path``, then rename it to ``path``."""
     folder = osp.dirname(osp.abspath(path))
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f'.{osp.basename(path)}.', suffix='.tmp', dir=folder)
@@ -32,11 +33,11 @@ def _atomic_write(path, write_fn, mode):
 def atomic_torch_save(obj, path):
     """``torch.save(obj, path)``, atomically."""
     import torch
-    return _atomic_write(path, lambda f: torch.save(obj, f), 'wb')
+    return atomic_write(path, lambda f: torch.save(obj, f), 'wb')
 
 
 def atomic_write_text(text, path):
-    return _atomic_write(path, lambda f: f.write(text), 'w')
+    return atomic_write(path, lambda f: f.write(text), 'w')
 
 
 def atomic_write_json(obj, path):

@@ -20,13 +20,14 @@ Image ``k`` of split ``s`` depends only on ``(seed, s, k)``, so the set is ident
 whatever order or process count generates it.
 """
 import json
-import os
 import os.path as osp
 from dataclasses import asdict, dataclass
 
 import numpy as np
 from scipy import ndimage
 from PIL import Image
+
+from densessl.atomic_io import atomic_write, atomic_write_json
 
 CLASSES = ('sky', 'building', 'vegetation', 'sidewalk', 'road', 'car', 'person', 'pole')
 PALETTE = ((70, 130, 180), (70, 70, 70), (107, 142, 35), (244, 35, 232), (128, 64, 128),
@@ -251,11 +252,8 @@ def render_sample(config, split, index):
     return render_scene(_rng_for(config.seed, split, index), config.height, config.width)
 
 
-def _save_png_atomic(array, path):
-    os.makedirs(osp.dirname(path), exist_ok=True)
-    tmp = f'{path}.tmp{os.getpid()}.png'
-    Image.fromarray(array).save(tmp)
-    os.replace(tmp, path)
+def _save_png(array, path):
+    atomic_write(path, lambda f: Image.fromarray(array).save(f, format='PNG'), 'wb')
 
 
 def meta_path(root):
@@ -275,15 +273,12 @@ def generate(root, config=None, progress=True):
         iterator = tqdm(jobs, desc=f'synthetic scenes -> {root}', unit='img')
     for split, index in iterator:
         img, label = render_sample(config, split, index)
-        _save_png_atomic(img, image_path(root, split, index))
+        _save_png(img, image_path(root, split, index))
         if split != 'train_extra':
-            _save_png_atomic(label, label_path(root, split, index))
+            _save_png(label, label_path(root, split, index))
     meta = dict(asdict(config), classes=list(CLASSES), palette=[list(p) for p in PALETTE],
                 ignore_index=IGNORE_INDEX, generator_version=GENERATOR_VERSION)
-    tmp = meta_path(root) + '.tmp'
-    with open(tmp, 'w') as f:
-        json.dump(meta, f, indent=2)
-    os.replace(tmp, meta_path(root))
+    atomic_write_json(meta, meta_path(root))
     return meta
 
 
