@@ -17,11 +17,9 @@ from mmseg_plugins.datasets.synthetic_scenes import DatasetNotFoundError, Synthe
 
 
 @pytest.fixture(scope='module')
-def scenes(tmp_path_factory):
-    root = str(tmp_path_factory.mktemp('scenes'))
-    synthetic_scenes.generate(root, synthetic_scenes.SyntheticScenesConfig(
-        num_train=8, num_val=4, num_unlabeled=0, height=64, width=128), progress=False)
-    return root
+def scenes(tiny_scenes):
+    """The shared 64x128 synthetic set of tests/conftest.py (8 train, 4 val)."""
+    return tiny_scenes
 
 
 @pytest.fixture(autouse=True)

@@ -29,11 +29,9 @@ NUM_CLASSES = len(synthetic_scenes.CLASSES)
 
 
 @pytest.fixture(scope='module')
-def scenes(tmp_path_factory):
-    root = str(tmp_path_factory.mktemp('scenes'))
-    synthetic_scenes.generate(root, synthetic_scenes.SyntheticScenesConfig(
-        num_train=8, num_val=4, num_unlabeled=0, height=64, width=128), progress=False)
-    return root
+def scenes(tiny_scenes):
+    """The shared 64x128 synthetic set of tests/conftest.py (8 train, 4 val)."""
+    return tiny_scenes
 
 
 def _clean_env():
