@@ -114,3 +114,25 @@ def test_plugin_default_keys_are_filled_in():
     cfg = _compose(['config=test/integration_test/quick_simclr_synthetic'])
     assert cfg.config.MODEL.TRUNK.TORCHVISION_RESNET.ZERO_INIT_RESIDUAL is False
     assert osp.isfile(vissl_plugins.config_check.PLUGIN_DEFAULTS)
+
+
+def test_train_task_builds_registered_dataset_types():
+    """VISSL always built GenericSSLDataset; DATA.TRAIN.DATASET_TYPE now picks a class."""
+    import vissl.trainer.train_task as train_task
+    from vissl.config import AttrDict
+    from vissl_plugins.data import dataset_types
+
+    class ToyDataset:
+        def __init__(self, cfg, split, **kwargs):
+            self.split = split
+
+    dataset_types.DATASET_TYPES['toy_for_test'] = ToyDataset
+    try:
+        cfg = AttrDict({'DATA': {'TRAIN': {'DATASET_TYPE': 'toy_for_test'}}})
+        built = train_task.build_dataset(cfg=cfg, split='TRAIN', current_train_phase_idx=0)
+        assert isinstance(built, ToyDataset) and built.split == 'TRAIN'
+        cfg = AttrDict({'DATA': {'TRAIN': {'DATASET_TYPE': 'no_such_type'}}})
+        with pytest.raises(ValueError, match='no_such_type'):
+            train_task.build_dataset(cfg=cfg, split='TRAIN')
+    finally:
+        del dataset_types.DATASET_TYPES['toy_for_test']

@@ -66,6 +66,19 @@ def _fix_config_search_path():
     Plugins.instance().register(DenseSSLConfigSearchPath)
 
 
+# Problem 4: VISSL builds every data set as GenericSSLDataset; there is no registry of
+# data set classes (the ViCE fork hard-wired a DATASET_TYPE switch into VISSL itself).
+# Fix: the train task builds its data sets through our registry
+# (vissl_plugins/data/dataset_types.py); `DATA.<split>.DATASET_TYPE: generic` (the
+# default) still gives VISSL's own class.
+def _add_dataset_type_registry():
+    import vissl.trainer.train_task as train_task
+
+    from vissl_plugins.data.dataset_types import build_dataset_by_type
+
+    train_task.build_dataset = build_dataset_by_type
+
+
 def apply():
     global _applied
     if _applied:
@@ -73,5 +86,6 @@ def apply():
     _fix_larc_without_apex()
     _fix_atomic_checkpoints()
     _fix_config_search_path()
+    _add_dataset_type_registry()
     logging.getLogger(__name__).debug('densessl VISSL fixes applied')
     _applied = True
