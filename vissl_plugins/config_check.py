@@ -3,7 +3,7 @@
 VISSL (through OmegaConf) accepts any key an experiment YAML or an override adds, so a
 typo such as ``config.OPTIMIZER.num_epoch=10`` is silently ignored and the run uses the
 default. Here every key of the composed config must exist in VISSL's ``defaults.yaml`` or
-in densessl's ``vissl_plugins/defaults.yaml``, except inside sub-trees that are free-form
+in densessl's ``vissl_plugins/defaults.yaml`` (or a method folder's ``defaults.yaml``), except inside sub-trees that are free-form
 by design (parameter schedulers, loss, trunk, head, AMP and collator options), and the
 optimizer-specific options that VISSL's optimizers read with ``setdefault``.
 
@@ -11,6 +11,7 @@ Set ``DENSESSL_ALLOW_UNKNOWN_KEYS=1`` to turn the error into a warning (some of 
 example configs carry dead keys such as ``DISTRIBUTED.DISTR_ON``).
 """
 import difflib
+import glob
 import logging
 import os
 import os.path as osp
@@ -18,6 +19,8 @@ import os.path as osp
 from omegaconf import DictConfig, OmegaConf
 
 PLUGIN_DEFAULTS = osp.join(osp.dirname(__file__), 'defaults.yaml')
+# each method folder (vissl_plugins/vice/, ...) may add its own keys in a defaults.yaml
+METHOD_DEFAULTS_GLOB = osp.join(osp.dirname(__file__), '*', 'defaults.yaml')
 
 # sub-trees whose keys depend on the chosen scheduler / loss / optimizer, not fixed keys
 FREE_FORM = (
@@ -42,7 +45,9 @@ class UnknownConfigKeyError(KeyError):
 
 
 def plugin_defaults():
-    return OmegaConf.load(PLUGIN_DEFAULTS)
+    """densessl's keys: vissl_plugins/defaults.yaml merged with each method folder's."""
+    method_files = sorted(glob.glob(METHOD_DEFAULTS_GLOB))
+    return OmegaConf.merge(*[OmegaConf.load(f) for f in [PLUGIN_DEFAULTS] + method_files])
 
 
 def with_plugin_defaults(cfg):
