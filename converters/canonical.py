@@ -5,6 +5,9 @@ source's order; may still contain wrong keys: the writer's check finds them.
 ``source_format`` / ``source_path``: where it came from.
 ``dropped_keys``: source tensors deliberately left out (e.g. VISSL ``heads.*``), reported.
 ``notes``: lines for the report (e.g. ignored training state, a trusted-input load).
+``extras``: method-specific tensors beside the ResNet, ``{part name: {key: tensor}}`` (e.g.
+ViCE's DeepLabV3+ ASPP + decoder, ``converters.deeplabv3plus_head``); a writer either maps a
+part or drops it and reports it.
 ``arch``: set by ``convert`` (detected or given) before a writer sees it.
 """
 import os.path as osp
@@ -18,7 +21,12 @@ class CanonicalCheckpoint:
     source_path: str
     dropped_keys: list = field(default_factory=list)
     notes: list = field(default_factory=list)
+    extras: dict = field(default_factory=dict)
     arch: str = None
+
+    def extra_keys(self):
+        """Every tensor of ``extras`` as ``'<part>/<key>'`` (for reports of dropped parts)."""
+        return [f'{part}/{key}' for part, tensors in self.extras.items() for key in tensors]
 
     def meta(self):
         """The metadata written beside converted tensors (mmseg format's ``meta``)."""

@@ -19,7 +19,8 @@ from converters.writers import WRITERS
 
 def _lookup(registry, name, option):
     if name not in registry:
-        raise ConversionError(f'unknown {option} {name!r}; one of {", ".join(sorted(registry))}')
+        # registration order: the generic ResNet formats first, then method-specific ones
+        raise ConversionError(f'unknown {option} {name!r}; one of {", ".join(registry)}')
     return registry[name]
 
 

@@ -26,3 +26,5 @@ def register_reader(name):
 
 
 from converters.readers import torchvision, vissl  # noqa: E402,F401  (registers them)
+# method-specific readers after the generic ResNet ones (errors list formats in this order)
+from converters.readers import vice  # noqa: E402,F401

@@ -8,7 +8,13 @@ whose parameter names are torchvision's)::
 
 Every conv / bn key of the arch is required; ``fc.*`` has no place in a backbone and is
 dropped (listed in ``meta['dropped_keys']``).
+
+A ViCE source (``--src-format vice``) also carries the DeepLabV3+ ASPP and decoder: they are
+written as ``decode_head.*`` of mmseg's ``DepthwiseSeparableASPPHead`` (every key required
+except ``conv_seg``; see ``converters/deeplabv3plus_head.py`` for the mapping and what differs),
+for fine-tuning the whole model with ``load_from`` (configs/mmseg/vice/).
 """
+from converters import deeplabv3plus_head
 from converters.canonical_resnet import backbone_shapes, is_fc
 from converters.writers import WriterOutput, register_writer
 
@@ -21,8 +27,20 @@ def write_mmseg(ckpt):
     state_dict = {PREFIX + k: v for k, v in ckpt.state_dict.items() if not is_fc(k)}
     expected = {PREFIX + k: shape for k, shape in backbone_shapes(ckpt.arch).items()}
     meta = ckpt.meta()
-    meta['dropped_keys'] += fc_keys
     notes = ([f'fc.* dropped ({len(fc_keys)} tensors): a backbone has no classifier']
              if fc_keys else [])
+    dropped = list(fc_keys)
+    for part, extra in ckpt.extras.items():
+        if part != deeplabv3plus_head.EXTRA:
+            dropped += [f'{part}/{k}' for k in extra]
+            notes.append(f'{part}: no place in an mmseg checkpoint; dropped')
+            continue
+        head, head_expected, head_dropped, head_notes = deeplabv3plus_head.to_mmseg(
+            extra, ckpt.arch, ckpt.source_path)
+        state_dict.update(head)
+        expected.update(head_expected)
+        dropped += head_dropped
+        notes += head_notes
+    meta['dropped_keys'] = list(ckpt.dropped_keys) + dropped
     return WriterOutput({'state_dict': state_dict, 'meta': meta}, state_dict, expected,
-                        dropped_keys=fc_keys, notes=notes)
+                        dropped_keys=dropped, notes=notes)

@@ -4,6 +4,7 @@
 Every conv / bn key of the arch is required. ``fc.*`` is written only when the source had
 it (any number of classes); without it the file is backbone-only, which the report says:
 load it after replacing ``model.fc`` with ``nn.Identity()``, so every key is still checked.
+Method-specific parts (``ckpt.extras``, e.g. ViCE's ASPP + decoder) are dropped and reported.
 """
 from converters.canonical_resnet import backbone_shapes, fc_patterns, is_fc
 from converters.writers import WriterOutput, register_writer
@@ -16,5 +17,8 @@ def write_torchvision(ckpt):
     if not any(is_fc(k) for k in state_dict):
         notes.append('fc.* absent in the source: the output is backbone-only (set '
                      'model.fc = nn.Identity() before load_state_dict)')
+    dropped = ckpt.extra_keys()
+    notes += [f'{part}: not part of a torchvision ResNet; dropped ({len(extra)} tensors)'
+              for part, extra in ckpt.extras.items()]
     return WriterOutput(state_dict, state_dict, backbone_shapes(ckpt.arch),
-                        optional=fc_patterns(ckpt.arch), notes=notes)
+                        optional=fc_patterns(ckpt.arch), dropped_keys=dropped, notes=notes)
