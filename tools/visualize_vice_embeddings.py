@@ -155,8 +155,9 @@ def build_backbone(args):
     torch.manual_seed(args.seed)
     try:
         return ViCEBackbone(vissl_config=args.config, checkpoint=args.checkpoint)
-    except (ViCECheckpointError, PretrainedWeightsError, FileNotFoundError, ValueError) as e:
-        raise VisualiserError(str(e)) from e
+    except (ViCECheckpointError, PretrainedWeightsError, FileNotFoundError, ValueError,
+            KeyError) as e:
+        raise VisualiserError(e.args[0] if isinstance(e, KeyError) else str(e)) from e
 
 
 def side_by_side(panels, gap=PANEL_GAP):
