@@ -62,8 +62,9 @@ class EmbeddingPCA:
         dim = dims.pop()
         if dim < 3:
             raise ValueError(f'EmbeddingPCA: need at least 3 channels for RGB, the maps have {dim}')
-        total, first, second = 0, torch.zeros(dim, dtype=torch.float64), \
-            torch.zeros(dim, dim, dtype=torch.float64)
+        total = 0
+        first = torch.zeros(dim, dtype=torch.float64)        # sum_p x_p
+        second = torch.zeros(dim, dim, dtype=torch.float64)  # sum_p x_p x_p^T
         for m in maps:
             x = pixels_of(m).double()
             total += x.shape[0]
@@ -78,10 +79,8 @@ class EmbeddingPCA:
         peak = components.abs().argmax(dim=1)
         signs = torch.sign(components[torch.arange(3), peak])
         self.components = components * torch.where(signs == 0, 1.0, signs)[:, None]
-        total_variance = eigenvalues.sum()
-        self.explained_variance_ratio = (eigenvalues[:3] / total_variance
-                                         if total_variance > 0 else torch.zeros(3,
-                                                                                dtype=torch.float64))
+        # (3,) fraction of the total variance along each component (0 for a constant set)
+        self.explained_variance_ratio = eigenvalues[:3] / eigenvalues.sum().clamp_min(1e-300)
         projected = np.concatenate([self.project(m).reshape(3, -1) for m in maps], axis=1)
         self.low = np.percentile(projected, low, axis=1).astype(np.float32)    # (3,)
         self.high = np.percentile(projected, high, axis=1).astype(np.float32)  # (3,)

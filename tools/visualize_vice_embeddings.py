@@ -20,6 +20,8 @@ PCA (3 components) and k-means (``--k`` clusters, seeded, on up to ``--kmeans-ma
 pixels sampled from all images together) are fitted over all the chosen images jointly, so
 colours mean the same in every panel; PCA components are scaled to [0, 1] by their 1st / 99th
 percentiles over all pixels. ``OUT/index.html`` shows them all. Files are written atomically.
+The embeddings of all chosen images are held in memory: 128 x H x W x 4 bytes per image
+(64 MiB at 256 x 512).
 """
 import argparse
 import glob
@@ -31,7 +33,6 @@ import time
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 
 from densessl import embedding_maps
@@ -87,7 +88,7 @@ def collect_images(sources, num_images, recursive=False):
     each source, in the order of the sources, without duplicates)."""
     found = []
     for source in sources:
-        if glob.has_magic(source):
+        if any(c in source for c in '*?['):
             matches = sorted(p for p in glob.glob(source, recursive=True) if _is_image(p))
             if not matches:
                 raise VisualiserError(f'{source}: the pattern matches no image file '
@@ -209,14 +210,15 @@ def run(args):
         embeddings.append(z[0].float().cpu())
         print(f'{path}: embeddings {tuple(z.shape[1:])}', flush=True)
     print(f'forward passes: {time.time() - start:.1f} s')
-    embeddings = [F.normalize(z, dim=0) for z in embeddings]  # no-op for ViCEBackbone's output
 
+    start = time.time()
     pca = embedding_maps.EmbeddingPCA(embeddings)
     sample = embedding_maps.sample_pixels(embeddings, args.kmeans_max_pixels, seed=args.seed)
     if args.k > sample.shape[0]:
         raise VisualiserError(f'--k {args.k}: more clusters than pixels ({sample.shape[0]})')
     centroids = embedding_maps.fit_kmeans(sample, args.k, seed=args.seed)
     palette = embedding_maps.cluster_palette(args.k)
+    print(f'PCA and k-means fits: {time.time() - start:.1f} s')
 
     os.makedirs(args.out, exist_ok=True)
     entries = []
