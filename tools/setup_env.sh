@@ -5,7 +5,8 @@
 #
 # The order matters and is why this is a script and not one `pip install -r`:
 #   1. torch/torchvision, 2. vissl --no-deps, 3. classy-vision --no-deps --force-reinstall,
-#   4. the pinned runtime (VISSL's real deps, MMSeg 1.x), 5. densessl itself (editable).
+#   4. the pinned runtime (VISSL's real deps, MMSeg 1.x), then OpenCV's contrib build in place
+#   of opencv-python, 5. densessl itself (editable).
 # detectron2 is optional and not installed here (not on the package index); see docs/install.md.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -25,9 +26,16 @@ PIP=("$VENV/bin/python" -m pip install --disable-pip-version-check -q)
 "${PIP[@]}" --no-deps vissl==0.1.6
 "${PIP[@]}" --no-deps --force-reinstall classy-vision==0.7.0
 "${PIP[@]}" -r "$ROOT/requirements/runtime.txt" -r "$ROOT/requirements/test.txt"
+# OpenCV: ViCE needs cv2.ximgproc (contrib build). mmengine / mmcv-lite declare opencv-python,
+# which pip then installs beside it; both write the same cv2 package, so remove the plain
+# builds and reinstall the pinned contrib build over what they left.
+OPENCV_PIN="$(grep -o '^opencv-contrib-python-headless==[^ ]*' "$ROOT/requirements/runtime.txt")"
+"$VENV/bin/python" -m pip uninstall -y -q opencv-python opencv-python-headless opencv-contrib-python \
+  2>/dev/null || true
+"${PIP[@]}" --no-deps --force-reinstall "$OPENCV_PIN"
 # compat mode: a path entry to the repo, so new plugin packages are found without reinstalling
 "${PIP[@]}" --no-deps --no-build-isolation -e "$ROOT" --config-settings editable_mode=compat
-"$VENV/bin/python" -c "import vissl_plugins, mmseg_plugins, converters" \
+"$VENV/bin/python" -c "import vissl_plugins, mmseg_plugins, converters, cv2; cv2.ximgproc" \
   || { echo "[setup_env] the environment does not import; see the errors above" >&2; exit 1; }
 echo "$WANT" > "$STAMP"
 echo "[setup_env] ready: $VENV" >&2
