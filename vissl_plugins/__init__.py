@@ -2,10 +2,10 @@
 
 Registered here: trunk ``torchvision_resnet``, data source ``synthetic_scenes``, optimizer
 ``sgd_larc`` (LARC without apex). ``vissl_plugins.compat`` applies the fixes VISSL needs on
-modern PyTorch first. Method folders (ViCE, SlotCon) add their own parts.
+modern PyTorch first. Method folders add their own parts: ``vissl_plugins.vice`` (ViCE).
 """
 from vissl_plugins import compat
 
 compat.apply()
 
-from vissl_plugins import data, optimizers, trunks  # noqa: E402,F401  (registration)
+from vissl_plugins import data, optimizers, trunks, vice  # noqa: E402,F401  (registration)

@@ -1,8 +1,10 @@
-"""The hooks of a densessl VISSL run: VISSL's defaults plus the run manifest."""
+"""The hooks of a densessl VISSL run: VISSL's defaults, the run manifest, and the hooks of
+the method's loss (ViCE's ``dense_swav_loss``)."""
 from vissl.hooks import default_hook_generator
 
 from vissl_plugins.hooks import RunManifestHook
+from vissl_plugins.vice.dense_swav_hooks import dense_swav_hooks
 
 
 def densessl_hook_generator(cfg):
-    return default_hook_generator(cfg) + [RunManifestHook()]
+    return default_hook_generator(cfg) + [RunManifestHook()] + dense_swav_hooks(cfg)
