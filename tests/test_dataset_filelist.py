@@ -214,3 +214,35 @@ def test_cli_errors(python, repo_root, cpu_env, trees, tmp_path):
     listed = _run(python, repo_root, cpu_env, '--list-datasets')
     assert listed.returncode == 0 and 'cityscapes: splits train, train_extra, val, test; ' \
         'default train;' in listed.stdout
+
+
+@pytest.mark.slow
+def test_vissl_pretrains_from_the_list_through_its_dataset_catalog(python, repo_root, cpu_env,
+                                                                   tiny_scenes, tmp_path):
+    """The docs' recipe end to end: the synthetic scenes (Cityscapes layout) -> file list ->
+    VISSL catalog entry (VISSL_DATASET_CATALOG_PATH) -> a real SimCLR epoch on disk_filelist."""
+    out = str(tmp_path / 'filelists' / 'scenes.npy')
+    made = _run(python, repo_root, cpu_env, '--dataset', f'cityscapes={tiny_scenes}',
+                '--splits', 'train', 'train_extra', '--out', out)
+    assert made.returncode == 0, made.stderr
+    assert len(np.load(out)) == 8 + 16
+    catalog = tmp_path / 'dataset_catalog.json'
+    catalog.write_text(json.dumps({'scenes_mix': {'train': [out, '<unused>'],
+                                                  'val': ['<unused>', '<unused>']}}))
+    run_dir = tmp_path / 'run'
+    env = dict(cpu_env, VISSL_DATASET_CATALOG_PATH=str(catalog))
+    result = subprocess.run(
+        [python, osp.join(repo_root, 'tools', 'run_distributed_engines.py'),
+         'config=pretrain/simclr/simclr_resnet18_synthetic_cpu',
+         'config.DATA.TRAIN.DATA_SOURCES=[disk_filelist]',
+         'config.DATA.TRAIN.DATASET_NAMES=[scenes_mix]', f'config.CHECKPOINT.DIR={run_dir}',
+         'config.OPTIMIZER.num_epochs=1', 'config.DATA.TRAIN.BATCHSIZE_PER_REPLICA=8',
+         'config.DATA.TRAIN.TRANSFORMS.0.size=48', 'config.DATA.TRAIN.TRANSFORMS.2.size=32',
+         'config.DATA.NUM_DATALOADER_WORKERS=0', 'config.LOG_FREQUENCY=1'],
+        cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    log = (run_dir / 'log.txt').read_text()
+    assert f'Loading data from file: {out}' in log
+    iterations = [json.loads(line)['iter'] for line in open(run_dir / 'stdout.json')]
+    assert iterations == [0, 1, 2]  # 24 images / batch 8
+    assert (run_dir / 'model_final_checkpoint_phase0.torch').is_file()
