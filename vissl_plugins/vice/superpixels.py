@@ -8,6 +8,9 @@ enforcement. ``cv2.ximgproc`` is in ``opencv-contrib-python(-headless)``, not in
 
 The original feeds BGR; SLIC's colour distance and seed placement are symmetric in the
 channels, so RGB gives identical labels (checked in tests/test_vice_data.py).
+
+OpenCV 5.0's SLIC crashes the process (segfault) when ``region_size`` exceeds twice the image's
+short side; such an image is returned as one region (label 0) without calling OpenCV.
 """
 import cv2
 import numpy as np
@@ -29,6 +32,8 @@ def slic_superpixels(rgb, region_size=20, ruler=10.0, iterations=5):
         raise ValueError(f'slic_superpixels expects an (H, W, 3) uint8 image, got '
                          f'{rgb.shape} {rgb.dtype}')
     ximgproc = _ximgproc()
+    if region_size > 2 * min(rgb.shape[:2]):
+        return np.zeros(rgb.shape[:2], dtype=np.int32)
     slic = ximgproc.createSuperpixelSLIC(cv2.GaussianBlur(rgb, (3, 3), 0),
                                          algorithm=ximgproc.SLIC,
                                          region_size=int(region_size), ruler=float(ruler))
