@@ -13,6 +13,7 @@ it against ViCE's hand-written 182-entry table.
 import numpy as np
 
 IGNORE_INDEX = 255
+LABEL_SUFFIX = '_labelTrainIds_27.png'  # converted label maps: <image id>_labelTrainIds_27.png
 
 THING_SUPERCATEGORIES = (
     'electronic', 'appliance', 'food', 'furniture', 'indoor', 'kitchen',  # indoor things

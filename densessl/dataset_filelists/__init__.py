@@ -30,3 +30,7 @@ from densessl.dataset_filelists.builder import (EvalSplitWarning, choose_splits,
                                                 summary_path, write_filelist)
 from densessl.dataset_filelists.registry import (PARSERS, DatasetParser,  # noqa: F401
                                                  FileListError, get_parser, register)
+
+__all__ = ['PARSERS', 'DatasetParser', 'EvalSplitWarning', 'FileListError', 'choose_splits',
+           'collect_images', 'format_summary', 'get_parser', 'parse_source', 'register',
+           'summary_path', 'write_filelist']

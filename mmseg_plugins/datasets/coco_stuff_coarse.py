@@ -16,7 +16,6 @@ from mmseg.registry import DATASETS
 from densessl import coco_stuff_coarse_classes as coarse
 from mmseg_plugins.datasets.synthetic_scenes import DatasetNotFoundError
 
-LABEL_SUFFIX = '_labelTrainIds_27.png'
 HOW_TO_CREATE = ('Create it with: python tools/convert_datasets/coco_stuff164k_coarse.py '
                  '<coco_stuff164k root> --train-list <curated train list> --val-list '
                  '<curated val list> -o {root} (docs/datasets.md, "COCO-Stuff-27")')
@@ -26,7 +25,7 @@ HOW_TO_CREATE = ('Create it with: python tools/convert_datasets/coco_stuff164k_c
 class COCOStuffCoarseDataset(BaseSegDataset):
     METAINFO = dict(classes=coarse.CLASSES, palette=[list(p) for p in coarse.PALETTE])
 
-    def __init__(self, img_suffix='.jpg', seg_map_suffix=LABEL_SUFFIX,
+    def __init__(self, img_suffix='.jpg', seg_map_suffix=coarse.LABEL_SUFFIX,
                  ignore_index=coarse.IGNORE_INDEX, **kwargs):
         kwargs.setdefault('reduce_zero_label', False)
         super().__init__(img_suffix=img_suffix, seg_map_suffix=seg_map_suffix,
@@ -51,8 +50,9 @@ class COCOStuffCoarseDataset(BaseSegDataset):
         data_list = super().load_data_list()
         if not data_list:
             raise self._error(f'no *{self.img_suffix} images under {osp.abspath(img_dir)}')
+        # isfile follows links: a dangling link (label map deleted) counts as missing
         missing = [info['seg_map_path'] for info in data_list
-                   if 'seg_map_path' in info and not osp.isfile(info['seg_map_path'])]  # also catches dangling links
+                   if 'seg_map_path' in info and not osp.isfile(info['seg_map_path'])]
         if missing:
             raise self._error(
                 f'{len(missing)} of {len(data_list)} images have no label file (or a broken '

@@ -39,7 +39,7 @@ from densessl import coco_stuff_coarse_classes as coarse
 from densessl.atomic_io import atomic_write
 
 SPLITS = ('train2017', 'val2017')
-LABEL_SUFFIX = '_labelTrainIds_27.png'
+LABEL_SUFFIX = coarse.LABEL_SUFFIX
 IMAGE_SUFFIX = '.jpg'
 
 
