@@ -215,12 +215,18 @@ def test_converter_names_the_file_and_value_of_a_bad_label(python, repo_root, cp
     assert not osp.exists(bad.replace('.png', '_labelTrainIds_27.png'))
 
 
-def test_converter_rejects_a_colour_label_png(python, repo_root, cpu_env, coco_stuff):
+def test_converter_rejects_a_colour_or_truncated_label_png(python, repo_root, cpu_env,
+                                                           coco_stuff):
     root, ids, _ = coco_stuff
     bad = osp.join(root, 'annotations', 'train2017', ids['train2017'][1] + '.png')
     Image.fromarray(np.zeros((3, 4, 3), dtype=np.uint8)).save(bad)
     result = _convert(python, repo_root, cpu_env, root, '--nproc', '1')
     assert result.returncode == 1 and f'{bad}: mode RGB' in result.stderr
+    Image.fromarray(np.zeros((40, 60), dtype=np.uint8)).save(bad)
+    data = open(bad, 'rb').read()
+    open(bad, 'wb').write(data[:len(data) // 2])
+    result = _convert(python, repo_root, cpu_env, root, '--nproc', '1')
+    assert result.returncode == 1 and f'{bad}: cannot decode the label PNG' in result.stderr
 
 
 def test_converter_checks_the_lists_before_converting(python, repo_root, cpu_env, coco_stuff,
