@@ -363,22 +363,29 @@ def test_collator_is_view_major(tiny_scenes):
     assert batch['data_valid'][0].tolist() == [1, 1, 1]
 
 
-@pytest.mark.slow
-def test_dataloader_with_two_workers_matches_one_process(tiny_scenes):
-    from vissl.data.collators import get_collator
+def test_vissl_dataloader_with_two_workers_matches_one_process(tiny_scenes):
+    """VISSL builds the dataset by type and the loader with our collator; workers change nothing."""
+    from vissl.data import build_dataloader
     from vissl.trainer.train_steps.standard_train_step import construct_sample_for_model
-    ds = scenes_dataset(tiny_scenes)
-    collate = get_collator('dense_collator', {})
+
+    from vissl_plugins.data.dataset_types import build_dataset_by_type
+    cfg = vissl_config({'DATA_SOURCES': ['synthetic_scenes'], 'DATASET_NAMES': ['synthetic_scenes'],
+                        'DATA_PATHS': [tiny_scenes], 'DENSE_SSL': SMALL, 'BATCHSIZE_PER_REPLICA': 4,
+                        'COLLATE_FUNCTION': 'dense_collator'})
+    ds = build_dataset_by_type(cfg, 'TRAIN')
+    assert isinstance(ds, DenseSSLDataset)
 
     def batches(workers):
-        loader = torch.utils.data.DataLoader(ds, batch_size=4, num_workers=workers,
-                                             collate_fn=collate, shuffle=False)
+        loader = build_dataloader(ds, cfg['DATA']['TRAIN'], num_dataloader_workers=workers,
+                                  pin_memory=False, multi_processing_method='fork',
+                                  device=torch.device('cpu'))
         return list(loader)
 
     parallel, serial = batches(2), batches(0)
     assert len(parallel) == len(serial) == 4
     for p, s in zip(parallel, serial):
         assert torch.equal(p['label'][0]['superpixels'], s['label'][0]['superpixels'])
+        assert torch.equal(p['label'][0]['common_boxes'], s['label'][0]['common_boxes'])
         for x, y in zip(p['data'][0], s['data'][0]):
             assert torch.equal(x, y)
         counts = [(p['label'][0]['superpixels'][r].unique() >= 0).sum() for r in range(12)]
