@@ -25,6 +25,21 @@ VISSL's transforms (their global RNGs are seeded from it and restored afterwards
 is reproducible and independent of the number of workers. A sample without a learnable region
 (empty common area, one SLIC region, everything masked) is redrawn from another index chosen
 by the same seeded stream; after ``MAX_RETRIES`` redraws the error names the files.
+
+Differences from the original ``DenseSSLDataset``, all deliberate:
+
+- views never leave the image (sizes capped at the short side; view_sampling.py);
+- the edge map is dilated with a 3x3 kernel (the original passes the tuple ``(3, 3)`` as the
+  kernel, which OpenCV reads as a 2x1 one);
+- mask rectangles are placed relative to each view's own size (the original uses the nominal
+  ``VIEW_SIZE`` for the centre and radius also for smaller / larger views) and drawn after the
+  resize to S x S (context_masks.py);
+- learnable ids: present in the common rectangle of *every* view incl. view 0 (the original
+  takes view 0's whole map; its other ids are outside the common area anyway);
+- a rejected sample is redrawn from a uniformly drawn index of the seeded stream (the original
+  draws ``randint(0, idx)``, which fails at idx 0) and gives up after ``MAX_RETRIES``;
+- flips are flagged by ``flipped`` instead of negated coordinates, and ``PROB_RES_AUG`` (the
+  unused resolution branch) must be 0.
 """
 import contextlib
 import dataclasses
