@@ -349,7 +349,9 @@ def test_collator_is_view_major(tiny_scenes):
     ds = scenes_dataset(tiny_scenes)
     items = [ds[i] for i in range(3)]
     batch = dense_collator(items)
-    views, label = batch['data'][0], batch['label'][0]
+    views = batch['data'][0]
+    label = {'superpixels': batch['label'][0], 'flipped': batch['view_flipped'][0],
+             'common_boxes': batch['view_common_boxes'][0]}
     assert len(batch['data']) == 1 and len(views) == 3
     assert label['superpixels'].shape == (9, 96, 96) and label['flipped'].shape == (9,)
     assert label['common_boxes'].shape == (9, 4)
@@ -384,13 +386,15 @@ def test_vissl_dataloader_with_two_workers_matches_one_process(tiny_scenes):
     parallel, serial = batches(2), batches(0)
     assert len(parallel) == len(serial) == 4
     for p, s in zip(parallel, serial):
-        assert torch.equal(p['label'][0]['superpixels'], s['label'][0]['superpixels'])
-        assert torch.equal(p['label'][0]['common_boxes'], s['label'][0]['common_boxes'])
+        assert torch.equal(p['label'][0], s['label'][0])
+        assert torch.equal(p['view_common_boxes'][0], s['view_common_boxes'][0])
         for x, y in zip(p['data'][0], s['data'][0]):
             assert torch.equal(x, y)
-        counts = [(p['label'][0]['superpixels'][r].unique() >= 0).sum() for r in range(12)]
+        counts = [(p['label'][0][r].unique() >= 0).sum() for r in range(12)]
         assert min(counts) >= 1
     task = types.SimpleNamespace(data_and_label_keys={'input': ['data'], 'target': ['label']})
     sample = construct_sample_for_model(parallel[0], task)
     assert len(sample['input']) == 3 and sample['input'][0].shape == (4, 3, 96, 96)
-    assert set(sample['target']) == {'superpixels', 'flipped', 'common_boxes'}
+    assert torch.equal(sample['target'], parallel[0]['label'][0])  # the superpixels
+    assert sample['target'].size(0) == 12  # VISSL's train step calls target.size(0)
+    assert torch.equal(sample['view_flipped'][0], parallel[0]['view_flipped'][0])

@@ -79,6 +79,28 @@ def _add_dataset_type_registry():
     train_task.build_dataset = build_dataset_by_type
 
 
+# Problem 5: VISSL's SelfSupervisionTask.set_epoch informs the sampler and the data sources of
+# a new epoch, never the data set itself. Data sets that draw their own random views (ViCE's
+# dense_ssl_dataset seeds every sample from (seed, epoch, index)) would then repeat the same
+# views every epoch. Fix: after VISSL's set_epoch, call the data set's own set_epoch if it has
+# one (before the epoch's data iterator and its workers are created).
+def _tell_datasets_the_epoch():
+    from vissl.trainer.train_task import SelfSupervisionTask
+
+    if getattr(SelfSupervisionTask.set_epoch, '_densessl_dataset_epoch', False):
+        return
+    vissl_set_epoch = SelfSupervisionTask.set_epoch
+
+    def set_epoch(self, phase_type, epoch, start_iter, train_phase_idx):
+        vissl_set_epoch(self, phase_type, epoch, start_iter, train_phase_idx)
+        dataset = self.datasets[phase_type]
+        if hasattr(dataset, 'set_epoch'):
+            dataset.set_epoch(epoch)
+
+    set_epoch._densessl_dataset_epoch = True
+    SelfSupervisionTask.set_epoch = set_epoch
+
+
 def apply():
     global _applied
     if _applied:
@@ -87,5 +109,6 @@ def apply():
     _fix_atomic_checkpoints()
     _fix_config_search_path()
     _add_dataset_type_registry()
+    _tell_datasets_the_epoch()
     logging.getLogger(__name__).debug('densessl VISSL fixes applied')
     _applied = True

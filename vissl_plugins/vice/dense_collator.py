@@ -3,11 +3,14 @@
 Batch of N samples with V views of S x S px::
 
     {'data': [[view_0 (N, 3, S, S), ..., view_{V-1} (N, 3, S, S)]],
-     'label': [{'superpixels': int64 (V*N, S, S), 'flipped': bool (V*N,),
-                'common_boxes': float32 (V*N, 4)}],
+     'label': [superpixels int64 (V*N, S, S)],         # -> the loss's target
+     'view_flipped': [bool (V*N,)], 'view_common_boxes': [float32 (V*N, 4)],
      'data_valid': [int64 (N,)], 'data_idx': [int64 (N,)]}
 
-Row ``v * N + n`` of every label tensor is view ``v`` of image ``n``. Select it with
+Row ``v * N + n`` of every per-view tensor is view ``v`` of image ``n``. The label is the
+superpixel tensor itself, not a dict: VISSL's train step passes ``batch['label'][0]`` to the
+loss and also calls ``target.size(0)``; the view geometry rides along in its own keys, which
+VISSL copies into the sample as they are. Select it with
 ``DATA.TRAIN.COLLATE_FUNCTION: dense_collator``.
 """
 import torch
@@ -35,7 +38,9 @@ def dense_collator(batch):
              for key in LABEL_KEYS}
     return {
         'data': [views],
-        'label': [label],
+        'label': [label['superpixels']],
+        'view_flipped': [label['flipped']],
+        'view_common_boxes': [label['common_boxes']],
         'data_valid': [torch.tensor([s['data_valid'][0] for s in batch], dtype=torch.long)],
         'data_idx': [torch.tensor([s['data_idx'][0] for s in batch], dtype=torch.long)],
     }

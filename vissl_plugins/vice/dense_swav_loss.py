@@ -54,6 +54,8 @@ class DenseSwAVConfigError(ValueError):
 def _checked_config(loss_config):
     config = {k: (dict(v) if isinstance(v, dict) else v) for k, v in DEFAULTS.items()}
     for key, value in dict(loss_config or {}).items():
+        if key == 'name':  # VISSL's build_loss adds the loss name
+            continue
         if key not in DEFAULTS:
             raise DenseSwAVConfigError(
                 f'unknown key config.LOSS.dense_swav_loss.{key}; known keys: '

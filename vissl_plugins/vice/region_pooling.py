@@ -50,33 +50,32 @@ def pool_regions(embeddings, scores, superpixels):
     if superpixels.shape != (embeddings.shape[0],) + embeddings.shape[2:]:
         raise ValueError(f'superpixels {tuple(superpixels.shape)} do not match the embeddings '
                          f'{tuple(embeddings.shape)} (expected (B, H, W))')
-    num_maps, dim = embeddings.shape[:2]
     pixels_per_map = superpixels[0].numel()
     flat_ids = superpixels.reshape(-1).long()
     pixel = torch.nonzero(flat_ids >= 0).squeeze(1)            # (P,) flat index b*HW + hw
     map_of_pixel = torch.div(pixel, pixels_per_map, rounding_mode='floor')
+    place_of_pixel = pixel - map_of_pixel * pixels_per_map
     ids = flat_ids[pixel]
     key = map_of_pixel * (int(ids.max()) + 1 if ids.numel() else 1) + ids
     region_key, region_of_pixel = torch.unique(key, sorted=True, return_inverse=True)
     num_regions = region_key.numel()
     first_pixel = _segment_reduce(pixel, region_of_pixel, num_regions, 'amin')
 
-    # z_p and s_p of every learnable pixel, (P, D) and (P, K), in float32 (also under AMP)
-    z = embeddings.permute(0, 2, 3, 1).reshape(-1, dim)[pixel].float()
-    s = scores.permute(0, 2, 3, 1).reshape(-1, scores.shape[1])[pixel].float()
-
     # representative: the first pixel of the region whose best prototype score is the highest
-    best = s.detach().max(dim=1).values
+    best = scores.detach().amax(dim=1).reshape(-1)[pixel].float()
     region_best = _segment_reduce(best, region_of_pixel, num_regions, 'amax')
     is_best = best == region_best[region_of_pixel]
     candidate = torch.where(is_best, torch.arange(pixel.numel(), device=pixel.device),
                             torch.full_like(pixel, pixel.numel()))
     rep = _segment_reduce(candidate, region_of_pixel, num_regions, 'amin')   # (G,) into P
-    rep_embedding = z[rep].detach()
-    rep_scores = s[rep]
 
-    distance = torch.linalg.vector_norm(
-        z - rep_embedding[region_of_pixel] + PAIRWISE_DISTANCE_EPS, dim=1)
+    # gathers straight from the (B, C, HW) layout: no permuted copy of the whole maps
+    z = embeddings.flatten(2)[map_of_pixel, :, place_of_pixel].float()      # (P, D)
+    rep_embedding = z[rep].detach()
+    rep_scores = scores.flatten(2)[map_of_pixel[rep], :, place_of_pixel[rep]].float()  # (G, K)
+
+    difference = z - rep_embedding[region_of_pixel]
+    distance = torch.linalg.vector_norm(difference.add_(PAIRWISE_DISTANCE_EPS), dim=1)
     num_pixels = torch.bincount(region_of_pixel, minlength=num_regions)
     coherence = torch.zeros(num_regions, dtype=distance.dtype, device=distance.device)
     coherence = coherence.index_add(0, region_of_pixel, distance) / num_pixels
