@@ -5,7 +5,7 @@ queue 5000 rows, 1 and 4 images; forward + backward on CPU. The reference pools 
 region with masked tensor ops in a Python loop (how the original computes it); both get the
 same inputs (the head's z and s, as leaves: the time is the loss's) and must give the same
 value and gradients. Every case runs in its own process so that peak
-memory (ru_maxrss above the process's baseline) is its own.
+memory (ru_maxrss above the process's baseline, after a small warm-up call) is its own.
 
     OMP_NUM_THREADS=2 .venv/bin/python benchmarks/vice_loss.py [--images 1 4] [--threads 2]
         [--skip-reference-above 4]
@@ -111,6 +111,9 @@ def run_case(kind, num_images, threads, result_queue):
     fn = (vectorised_loss(queue_scores) if kind == 'vectorised' else
           lambda z, s, sp: per_region_loss(z, s, sp, queue_scores, VIEWS,
                                            original_style=kind == 'original-style'))
+    # warm-up on a 16x16 crop (first-call costs of the ops), not measured
+    z, s = head_outputs(trunk_out[..., :16, :16].contiguous(), prototypes)
+    fn(z, s, superpixels[..., :16, :16].contiguous()).backward()
     baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     z, s = head_outputs(trunk_out, prototypes)
     start = time.perf_counter()

@@ -15,7 +15,7 @@ from densessl.atomic_io import atomic_write_json
 
 # distribution names as pip knows them (mmcv-lite provides the mmcv import)
 PACKAGES = ('torch', 'torchvision', 'numpy', 'vissl', 'classy-vision', 'mmengine', 'mmcv-lite',
-            'mmcv', 'mmsegmentation', 'detectron2', 'opencv-python', 'scikit-image', 'densessl')
+            'mmcv', 'mmsegmentation', 'detectron2', 'opencv-contrib-python-headless', 'scikit-image', 'densessl')
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 

@@ -259,7 +259,7 @@ def test_hooks_refresh_queue_scores_and_renormalise_prototypes():
     loss(head(trunk_out), superpixels)  # no error: the scores were refreshed
     DenseSwAVNormalizePrototypesHook().on_update(task)
     torch.testing.assert_close(head.prototypes0.weight.norm(dim=1), torch.ones(6))
-    assert len(dense_swav_hooks({'LOSS': {'name': 'dense_swav_loss'}})) == 2
+    assert len(dense_swav_hooks({'LOSS': {'name': 'dense_swav_loss'}})) == 3
     assert dense_swav_hooks({'LOSS': {'name': 'swav_loss'}}) == []
 
 

@@ -136,3 +136,22 @@ def test_train_task_builds_registered_dataset_types():
             train_task.build_dataset(cfg=cfg, split='TRAIN')
     finally:
         del dataset_types.DATASET_TYPES['toy_for_test']
+
+
+def test_new_epoch_reaches_the_data_set():
+    """VISSL's set_epoch told only the sampler and data sources; ViCE's data set seeds its
+    views from the epoch, so it must hear of it too."""
+    from types import SimpleNamespace
+
+    from vissl.trainer.train_task import SelfSupervisionTask
+
+    class EpochDataset:
+        epoch = None
+
+        def set_epoch(self, epoch):
+            self.epoch = epoch
+
+    dataset = EpochDataset()
+    task = SimpleNamespace(dataloaders={'train': SimpleNamespace()}, datasets={'train': dataset})
+    SelfSupervisionTask.set_epoch(task, 'train', 3, 0, 3)
+    assert dataset.epoch == 3

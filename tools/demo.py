@@ -2,20 +2,24 @@
 """The end-to-end demo: synthetic data -> VISSL pretraining -> conversion -> linear probe.
 
     python tools/demo.py                       # SimCLR vs random init, ~6-8 min on 2 CPU cores
+    python tools/demo.py --methods vice simclr # ViCE, SimCLR and both random inits
     python tools/demo.py --out work_dirs/demo --fresh
 
 Every step runs the project's real entry point in a subprocess, exactly as a user would:
 
 1. ``tools/gen_synthetic_scenes.py``   the built-in data set (skipped when complete)
 2. ``tools/run_distributed_engines.py`` self-supervised pretraining in VISSL
-3. ``tools/convert_checkpoint.py``      VISSL checkpoint -> MMSeg backbone checkpoint
-4. ``tools/train.py`` + ``tools/test.py`` frozen-backbone linear probe in MMSeg, for the
-   pretrained backbone and for a randomly initialised one
+3. ``tools/convert_checkpoint.py``      VISSL checkpoint -> MMSeg backbone checkpoint (ResNet
+   methods; ViCE's ``ViCEBackbone`` reads the VISSL checkpoint and its YAML directly)
+4. ``tools/train.py`` + ``tools/test.py`` frozen-backbone linear probe in MMSeg, for each
+   pretrained backbone and for a randomly initialised one of each architecture
 
-and prints one table (method, aAcc, mIoU, mAcc), also written to OUT/results.{json,md}.
+and prints one table (method, backbone, aAcc, mIoU, mAcc), also written to
+OUT/results.{json,md}. How each method goes through these steps is its ``Recipe``.
 Finished steps are skipped on a re-run (an interrupted demo resumes); ``--fresh`` restarts.
 """
 import argparse
+import dataclasses
 import glob
 import json
 import os
@@ -28,11 +32,34 @@ import time
 from densessl.atomic_io import atomic_write_json, atomic_write_text
 from densessl.run_manifest import REPO_ROOT, write_manifest
 
-PROBE_CONFIG = 'configs/mmseg/linear_probe/fcn_linear_r18_synthetic.py'
-PRETRAIN_CONFIGS = {
-    'simclr': 'pretrain/simclr/simclr_resnet18_synthetic_cpu',
-}
 METRICS = ('aAcc', 'mIoU', 'mAcc')
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """One method's way from VISSL pretraining to the MMSeg linear probe."""
+    pretrain_config: str       # VISSL config name (configs/config/<name>.yaml)
+    probe_config: str          # MMSeg config of the linear probe
+    backbone: str              # what the probe sees; one random-init row per backbone
+    convert: bool              # VISSL -> mmseg conversion first (ResNet backbones)
+
+    def probe_options(self, vissl_checkpoint, converted):
+        """--cfg-options of the probe for this checkpoint (None, None = random init)."""
+        if self.convert:
+            return [f'model.backbone.checkpoint={converted or "None"}']
+        yaml = osp.join('configs', 'config', self.pretrain_config + '.yaml')
+        return [f'model.backbone.vissl_config={yaml}',
+                f'model.backbone.checkpoint={vissl_checkpoint or "None"}']
+
+
+RECIPES = {
+    'simclr': Recipe('pretrain/simclr/simclr_resnet18_synthetic_cpu',
+                     'configs/mmseg/linear_probe/fcn_linear_r18_synthetic.py',
+                     'ResNet-18 layer4 (512-d)', convert=True),
+    'vice': Recipe('pretrain/vice/vice_synthetic_cpu',
+                   'configs/mmseg/vice/fcn_linear_synthetic.py',
+                   'DeepLabV3+ R18 embedding (128-d)', convert=False),
+}
 
 
 def run(cmd, log_path):
@@ -59,7 +86,7 @@ def pretrain(method, data_root, out):
     ckpt_dir = osp.join(out, f'pretrain_{method}')
     if not glob.glob(osp.join(ckpt_dir, 'model_final_checkpoint_phase*.torch')):
         run([sys.executable, 'tools/run_distributed_engines.py',
-             f'config={PRETRAIN_CONFIGS[method]}',
+             f'config={RECIPES[method].pretrain_config}',
              f'config.CHECKPOINT.DIR={ckpt_dir}',
              f'config.DATA.TRAIN.DATA_PATHS=[{data_root}]'],
             osp.join(out, 'logs', f'pretrain_{method}.log'))
@@ -79,23 +106,22 @@ def convert(method, vissl_checkpoint, out):
     return converted
 
 
-def linear_probe(name, backbone_checkpoint, data_root, out):
+def linear_probe(name, recipe, backbone_options, data_root, out):
     """Train and test the linear probe; returns the test metrics dict."""
     work_dir = osp.join(out, f'probe_{name}')
     metrics_file = osp.join(work_dir, 'metrics_test.json')
-    ckpt_option = 'None' if backbone_checkpoint is None else backbone_checkpoint
-    options = [f'model.backbone.checkpoint={ckpt_option}',
+    options = [*backbone_options,
                f'train_dataloader.dataset.data_root={data_root}',
                f'val_dataloader.dataset.data_root={data_root}',
                f'test_dataloader.dataset.data_root={data_root}']
     if not osp.exists(metrics_file):
         last = osp.join(work_dir, 'last_checkpoint')
-        run([sys.executable, 'tools/train.py', PROBE_CONFIG, '--work-dir', work_dir,
+        run([sys.executable, 'tools/train.py', recipe.probe_config, '--work-dir', work_dir,
              '--resume', '--cfg-options', *options],
             osp.join(out, 'logs', f'probe_{name}_train.log'))
         with open(last) as f:
             probe_checkpoint = f.read().strip()
-        run([sys.executable, 'tools/test.py', PROBE_CONFIG, probe_checkpoint,
+        run([sys.executable, 'tools/test.py', recipe.probe_config, probe_checkpoint,
              '--work-dir', work_dir, '--cfg-options', *options],
             osp.join(out, 'logs', f'probe_{name}_test.log'))
     with open(metrics_file) as f:
@@ -103,9 +129,10 @@ def linear_probe(name, backbone_checkpoint, data_root, out):
 
 
 def write_table(rows, out):
-    header = '| method | backbone init | aAcc | mIoU | mAcc |\n|---|---|---|---|---|\n'
-    lines = [f"| {r['method']} | {r['init']} | " + ' | '.join(f'{r[m]:.2f}' for m in METRICS)
-             + ' |' for r in rows]
+    header = ('| method | backbone | init | aAcc | mIoU | mAcc |\n'
+              '|---|---|---|---|---|---|\n')
+    lines = [f"| {r['method']} | {r['backbone']} | {r['init']} | "
+             + ' | '.join(f'{r[m]:.2f}' for m in METRICS) + ' |' for r in rows]
     table = header + '\n'.join(lines) + '\n'
     atomic_write_text('# Linear probe on the synthetic scenes (val)\n\n' + table,
                       osp.join(out, 'results.md'))
@@ -118,7 +145,8 @@ def main():
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--out', default='work_dirs/demo')
     parser.add_argument('--data-root', default='data/synthetic_scenes')
-    parser.add_argument('--methods', nargs='+', default=['simclr'], choices=sorted(PRETRAIN_CONFIGS))
+    parser.add_argument('--methods', nargs='+', default=['simclr'], choices=sorted(RECIPES),
+                        help='pretraining methods, in table order (default: simclr)')
     parser.add_argument('--fresh', action='store_true', help='delete OUT first')
     args = parser.parse_args()
     out = osp.abspath(args.out)
@@ -134,12 +162,24 @@ def main():
         osp.join(out, 'logs', 'data.log'))
     rows = []
     for method in args.methods:
+        recipe = RECIPES[method]
         vissl_checkpoint = pretrain(method, data_root, out)
-        converted = convert(method, vissl_checkpoint, out)
-        rows.append(dict(method=method, init=f'VISSL {method} ({osp.basename(vissl_checkpoint)})',
-                         **{m: linear_probe(method, converted, data_root, out)[m] for m in METRICS}))
-    rows.append(dict(method='random', init='random (seed 0)',
-                     **{m: linear_probe('random', None, data_root, out)[m] for m in METRICS}))
+        converted = convert(method, vissl_checkpoint, out) if recipe.convert else None
+        metrics = linear_probe(method, recipe, recipe.probe_options(vissl_checkpoint, converted),
+                               data_root, out)
+        rows.append(dict(method=method, backbone=recipe.backbone,
+                         init=f'VISSL {method} ({osp.basename(vissl_checkpoint)})',
+                         **{m: metrics[m] for m in METRICS}))
+    # one random-init baseline per backbone, probed exactly as the pretrained one
+    first_method_of_backbone = {}
+    for method in args.methods:
+        first_method_of_backbone.setdefault(RECIPES[method].backbone, method)
+    for method in first_method_of_backbone.values():
+        recipe = RECIPES[method]
+        name = 'random' if method == 'simclr' else f'random_{method}'  # 'random': demo v1 dir
+        metrics = linear_probe(name, recipe, recipe.probe_options(None, None), data_root, out)
+        rows.append(dict(method='random init', backbone=recipe.backbone, init='random (seed 0)',
+                         **{m: metrics[m] for m in METRICS}))
 
     table = write_table(rows, out)
     print(f'\nLinear probe, synthetic scenes val ({time.time() - start:.0f} s in all):\n')
