@@ -86,3 +86,25 @@ def test_parts_that_do_not_fit_are_refused(change, message):
     change(config)
     with pytest.raises(DenseSwAVConfigError, match=message):
         infer_dense_swav_config(config)
+
+
+@pytest.mark.parametrize('name,views,images,queue', [
+    ('vice_8node_resnet_coco_exp27', 5, 4, 160000),
+    ('vice_8node_resnet_road_exp31', 5, 4, 160000),
+    ('vice_1gpu_resnet_coco_demo', 3, 1, 160000),
+    ('vice_synthetic_cpu', 3, 8, 4096),  # one epoch, 100 iterations
+])
+def test_shipped_vice_configs_compose_check_and_infer(name, views, images, queue):
+    """Every shipped ViCE config passes the key check and the loss-size inference."""
+    from vissl.utils.hydra_config import compose_hydra_configuration, convert_to_attrdict
+
+    import vissl_plugins  # noqa: F401  (config search path)
+    from vissl_plugins.config_check import check_config_keys, with_plugin_defaults
+    cfg = with_plugin_defaults(compose_hydra_configuration([f'config=pretrain/vice/{name}']))
+    check_config_keys(cfg)
+    _, config = convert_to_attrdict(cfg)
+    infer_dense_swav_config(config)
+    loss = config.LOSS.dense_swav_loss
+    assert loss['num_crops'] == views and loss['queue']['queue_length'] == queue
+    assert config.DATA.TRAIN.BATCHSIZE_PER_REPLICA == images
+    assert config.DATA.TRAIN.DATASET_TYPE == 'dense_ssl_dataset'
