@@ -156,7 +156,7 @@ def main():
         ours = measure('vectorised', n, args.threads, args.timeout)
         ref = (measure('reference', n, args.threads, args.timeout)
                if n <= args.skip_reference_above else None)
-        rows.append({'images': n, 'ours': ours, 'reference': ref, 'reference_kind': 'reference'})
+        rows.append({'images': n, 'ours': ours, 'reference': ref, 'reference_kind': 'per-region loop'})
         if n in args.original_style_images:
             rows.append({'images': n, 'ours': ours, 'reference_kind': 'original-style',
                          'reference': measure('original-style', n, args.threads, args.timeout)})
