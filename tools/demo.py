@@ -12,7 +12,11 @@ Every step runs the project's real entry point in a subprocess, exactly as a use
 3. ``tools/convert_checkpoint.py``      VISSL checkpoint -> MMSeg backbone checkpoint (ResNet
    methods; ViCE's ``ViCEBackbone`` reads the VISSL checkpoint and its YAML directly)
 4. ``tools/train.py`` + ``tools/test.py`` frozen-backbone linear probe in MMSeg, for each
-   pretrained backbone and for a randomly initialised one of each architecture
+   pretrained backbone and for two random baselines of each architecture: random weights
+   as initialised (BatchNorm statistics (0, 1), i.e. no normalisation in eval mode), and
+   random weights with BatchNorm statistics estimated on the pretraining views (the same
+   pretraining run with learning rate 0 for 20 iterations: nothing else changes). The second
+   is the like-for-like baseline; docs/pretraining.md explains why the two differ so much.
 
 and prints one table (method, backbone, aAcc, mIoU, mAcc), also written to
 OUT/results.{json,md}. How each method goes through these steps is its ``Recipe``.
@@ -42,6 +46,7 @@ class Recipe:
     probe_config: str          # MMSeg config of the linear probe
     backbone: str              # what the probe sees; one random-init row per backbone
     convert: bool              # VISSL -> mmseg conversion first (ResNet backbones)
+    batch_size: int            # images per pretraining step (20 steps estimate BN statistics)
 
     def probe_options(self, vissl_checkpoint, converted):
         """--cfg-options of the probe for this checkpoint (None, None = random init)."""
@@ -55,10 +60,10 @@ class Recipe:
 RECIPES = {
     'simclr': Recipe('pretrain/simclr/simclr_resnet18_synthetic_cpu',
                      'configs/mmseg/linear_probe/fcn_linear_r18_synthetic.py',
-                     'ResNet-18 layer4 (512-d)', convert=True),
+                     'ResNet-18 layer4 (512-d)', convert=True, batch_size=32),
     'vice': Recipe('pretrain/vice/vice_synthetic_cpu',
                    'configs/mmseg/vice/fcn_linear_synthetic.py',
-                   'DeepLabV3+ R18 embedding (128-d)', convert=False),
+                   'DeepLabV3+ R18 embedding (128-d)', convert=False, batch_size=8),
 }
 
 
@@ -82,14 +87,27 @@ def run(cmd, log_path):
     print(f'  done in {time.time() - start:.0f} s', flush=True)
 
 
-def pretrain(method, data_root, out):
-    ckpt_dir = osp.join(out, f'pretrain_{method}')
+BN_STATISTICS_STEPS = 20
+
+
+def bn_statistics_only(recipe):
+    """Overrides that turn a pretraining run into BN-statistics estimation: learning rate 0
+    (every scheduler of the composite lr), 20 steps, one epoch. Weights stay as initialised."""
+    return ['config.OPTIMIZER.num_epochs=1',
+            f'config.DATA.TRAIN.DATA_LIMIT={BN_STATISTICS_STEPS * recipe.batch_size}',
+            *[f'config.OPTIMIZER.param_schedulers.lr.schedulers.{i}.{end}=0.0'
+              for i in (0, 1) for end in ('start_value', 'end_value')]]
+
+
+def pretrain(method, data_root, out, name=None, extra=()):
+    name = name or method
+    ckpt_dir = osp.join(out, f'pretrain_{name}')
     if not glob.glob(osp.join(ckpt_dir, 'model_final_checkpoint_phase*.torch')):
         run([sys.executable, 'tools/run_distributed_engines.py',
              f'config={RECIPES[method].pretrain_config}',
              f'config.CHECKPOINT.DIR={ckpt_dir}',
-             f'config.DATA.TRAIN.DATA_PATHS=[{data_root}]'],
-            osp.join(out, 'logs', f'pretrain_{method}.log'))
+             f'config.DATA.TRAIN.DATA_PATHS=[{data_root}]', *extra],
+            osp.join(out, 'logs', f'pretrain_{name}.log'))
     final = sorted(glob.glob(osp.join(ckpt_dir, 'model_final_checkpoint_phase*.torch')))
     if not final:
         sys.exit(f'demo: no final checkpoint in {ckpt_dir}')
@@ -170,7 +188,7 @@ def main():
         rows.append(dict(method=method, backbone=recipe.backbone,
                          init=f'VISSL {method} ({osp.basename(vissl_checkpoint)})',
                          **{m: metrics[m] for m in METRICS}))
-    # one random-init baseline per backbone, probed exactly as the pretrained one
+    # the random baselines of each backbone, probed exactly as the pretrained one
     first_method_of_backbone = {}
     for method in args.methods:
         first_method_of_backbone.setdefault(RECIPES[method].backbone, method)
@@ -178,8 +196,17 @@ def main():
         recipe = RECIPES[method]
         name = 'random' if method == 'simclr' else f'random_{method}'  # 'random': demo v1 dir
         metrics = linear_probe(name, recipe, recipe.probe_options(None, None), data_root, out)
-        rows.append(dict(method='random init', backbone=recipe.backbone, init='random (seed 0)',
+        rows.append(dict(method='random init', backbone=recipe.backbone,
+                         init='random (seed 0), BN statistics (0, 1)',
                          **{m: metrics[m] for m in METRICS}))
+        name = f'random_bn_{method}'
+        vissl_checkpoint = pretrain(method, data_root, out, name, bn_statistics_only(recipe))
+        converted = convert(name, vissl_checkpoint, out) if recipe.convert else None
+        metrics = linear_probe(name, recipe, recipe.probe_options(vissl_checkpoint, converted),
+                               data_root, out)
+        rows.append(dict(method='random init', backbone=recipe.backbone,
+                         init=f'random, BN statistics of {BN_STATISTICS_STEPS} pretraining '
+                              f'steps (lr 0)', **{m: metrics[m] for m in METRICS}))
 
     table = write_table(rows, out)
     print(f'\nLinear probe, synthetic scenes val ({time.time() - start:.0f} s in all):\n')
