@@ -19,7 +19,7 @@ Every step runs the project's real entry point in a subprocess, exactly as a use
    is the like-for-like baseline; docs/pretraining.md explains why the two differ so much.
 
 and prints one table (method, backbone, aAcc, mIoU, mAcc), also written to
-OUT/results.{json,md}. How each method goes through these steps is its ``Recipe``.
+OUT/results.{json,md}; for ViCE also pictures of its embeddings (OUT/embeddings_vice/). How each method goes through these steps is its ``Recipe``.
 Finished steps are skipped on a re-run (an interrupted demo resumes); ``--fresh`` restarts.
 """
 import argparse
@@ -52,9 +52,11 @@ class Recipe:
         """--cfg-options of the probe for this checkpoint (None, None = random init)."""
         if self.convert:
             return [f'model.backbone.checkpoint={converted or "None"}']
-        yaml = osp.join('configs', 'config', self.pretrain_config + '.yaml')
-        return [f'model.backbone.vissl_config={yaml}',
+        return [f'model.backbone.vissl_config={self.vissl_yaml()}',
                 f'model.backbone.checkpoint={vissl_checkpoint or "None"}']
+
+    def vissl_yaml(self):
+        return osp.join('configs', 'config', self.pretrain_config + '.yaml')
 
 
 RECIPES = {
@@ -146,6 +148,17 @@ def linear_probe(name, recipe, backbone_options, data_root, out):
         return json.load(f)
 
 
+def visualise_embeddings(method, recipe, vissl_checkpoint, data_root, out):
+    """Dense-embedding methods: PCA and k-means pictures of 4 val images (OUT/embeddings_*)."""
+    folder = osp.join(out, f'embeddings_{method}')
+    if not osp.exists(osp.join(folder, 'index.html')):
+        run([sys.executable, 'tools/visualize_vice_embeddings.py',
+             osp.join(data_root, 'leftImg8bit', 'val'), '--recursive',
+             '--config', recipe.vissl_yaml(), '--checkpoint', vissl_checkpoint,
+             '--out', folder, '--num-images', '4', '--size', '0'],
+            osp.join(out, 'logs', f'embeddings_{method}.log'))
+
+
 def write_table(rows, out):
     header = ('| method | backbone | init | aAcc | mIoU | mAcc |\n'
               '|---|---|---|---|---|---|\n')
@@ -185,6 +198,8 @@ def main():
         converted = convert(method, vissl_checkpoint, out) if recipe.convert else None
         metrics = linear_probe(method, recipe, recipe.probe_options(vissl_checkpoint, converted),
                                data_root, out)
+        if not recipe.convert:  # a dense embedding (ViCE): pictures of it
+            visualise_embeddings(method, recipe, vissl_checkpoint, data_root, out)
         rows.append(dict(method=method, backbone=recipe.backbone,
                          init=f'VISSL {method} ({osp.basename(vissl_checkpoint)})',
                          **{m: metrics[m] for m in METRICS}))
