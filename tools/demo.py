@@ -19,7 +19,8 @@ Every step runs the project's real entry point in a subprocess, exactly as a use
    is the like-for-like baseline; docs/pretraining.md explains why the two differ so much.
 
 and prints one table (method, backbone, aAcc, mIoU, mAcc), also written to
-OUT/results.{json,md}; for ViCE also pictures of its embeddings (OUT/embeddings_vice/). How each method goes through these steps is its ``Recipe``.
+OUT/results.{json,md}; for ViCE also pictures of its embeddings (OUT/embeddings_vice/).
+How each method goes through these steps is its ``Recipe``.
 Finished steps are skipped on a re-run (an interrupted demo resumes); ``--fresh`` restarts.
 """
 import argparse

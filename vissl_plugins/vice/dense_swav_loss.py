@@ -157,7 +157,8 @@ class DenseSwAVLoss(ClassyLoss):
         loss_swav = self._swav_term(regions, assignments, in_view0, num_images, num_views)
 
         loss = (self.coherence_weight * loss_coherence + self.swav_weight * loss_swav) / 2
-        self.last_terms = {'coherence': float(loss_coherence.detach()), 'swav': float(loss_swav.detach()),
+        self.last_terms = {'coherence': float(loss_coherence.detach()),
+                           'swav': float(loss_swav.detach()),
                            'regions_per_map': regions.region_id.numel() / num_maps}
         if not torch.isfinite(loss):
             raise FloatingPointError(
