@@ -108,3 +108,34 @@ def test_shipped_vice_configs_compose_check_and_infer(name, views, images, queue
     assert loss['num_crops'] == views and loss['queue']['queue_length'] == queue
     assert config.DATA.TRAIN.BATCHSIZE_PER_REPLICA == images
     assert config.DATA.TRAIN.DATASET_TYPE == 'dense_ssl_dataset'
+
+
+@pytest.mark.slow
+def test_lr_zero_run_changes_bn_statistics_but_no_weight(python, repo_root, tiny_scenes, tmp_path,
+                                                         cpu_env):
+    """The demo's second random baseline: the pretraining run with the demo's lr-0 overrides
+    (tools/demo.py bn_statistics_only) moves BN running statistics, never a weight."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('demo', osp.join(repo_root, 'tools', 'demo.py'))
+    demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(demo)
+    overrides = [o for o in _overrides(tiny_scenes, str(tmp_path / 'run'), 1)
+                 if not o.startswith('config.OPTIMIZER.num_epochs')]
+    overrides += [o for o in demo.bn_statistics_only(demo.RECIPES['vice'])
+                  if not o.startswith(('config.OPTIMIZER.num_epochs', 'config.DATA.TRAIN.DATA_LIMIT'))]
+    overrides += ['config.OPTIMIZER.num_epochs=2', 'config.CHECKPOINT.CHECKPOINT_FREQUENCY=1']
+    proc = subprocess.run([python, osp.join(repo_root, 'tools', 'run_distributed_engines.py'),
+                           *overrides], cwd=repo_root, env=cpu_env, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+
+    def trunk(name):
+        state = torch.load(str(tmp_path / 'run' / name))['classy_state_dict']
+        return state['base_model']['model']['trunk']
+    first, last = trunk('model_phase0.torch'), trunk('model_final_checkpoint_phase1.torch')
+    bn_stats = [k for k in first if k.endswith(('running_mean', 'running_var'))]
+    weights = [k for k in first if k.endswith(('weight', 'bias'))]
+    assert bn_stats and weights
+    assert any(not torch.equal(first[k], last[k]) for k in bn_stats)
+    for key in weights:
+        assert torch.equal(first[key], last[key]), key
