@@ -149,6 +149,13 @@ def linear_probe(name, recipe, backbone_options, data_root, out):
         return json.load(f)
 
 
+def probe_vissl_checkpoint(name, recipe, vissl_checkpoint, data_root, out):
+    """Convert (if the recipe needs it) and probe one VISSL checkpoint; the test metrics."""
+    converted = convert(name, vissl_checkpoint, out) if recipe.convert else None
+    return linear_probe(name, recipe, recipe.probe_options(vissl_checkpoint, converted),
+                        data_root, out)
+
+
 def visualise_embeddings(method, recipe, vissl_checkpoint, data_root, out):
     """Dense-embedding methods: PCA and k-means pictures of 4 val images (OUT/embeddings_*)."""
     folder = osp.join(out, f'embeddings_{method}')
@@ -196,9 +203,7 @@ def main():
     for method in args.methods:
         recipe = RECIPES[method]
         vissl_checkpoint = pretrain(method, data_root, out)
-        converted = convert(method, vissl_checkpoint, out) if recipe.convert else None
-        metrics = linear_probe(method, recipe, recipe.probe_options(vissl_checkpoint, converted),
-                               data_root, out)
+        metrics = probe_vissl_checkpoint(method, recipe, vissl_checkpoint, data_root, out)
         if not recipe.convert:  # a dense embedding (ViCE): pictures of it
             visualise_embeddings(method, recipe, vissl_checkpoint, data_root, out)
         rows.append(dict(method=method, backbone=recipe.backbone,
@@ -217,9 +222,7 @@ def main():
                          **{m: metrics[m] for m in METRICS}))
         name = f'random_bn_{method}'
         vissl_checkpoint = pretrain(method, data_root, out, name, bn_statistics_only(recipe))
-        converted = convert(name, vissl_checkpoint, out) if recipe.convert else None
-        metrics = linear_probe(name, recipe, recipe.probe_options(vissl_checkpoint, converted),
-                               data_root, out)
+        metrics = probe_vissl_checkpoint(name, recipe, vissl_checkpoint, data_root, out)
         rows.append(dict(method='random init', backbone=recipe.backbone,
                          init=f'random, BN statistics of {BN_STATISTICS_STEPS} pretraining '
                               f'steps (lr 0)', **{m: metrics[m] for m in METRICS}))

@@ -16,8 +16,6 @@ VISSL copies into the sample as they are. Select it with
 import torch
 from vissl.data.collators import register_collator
 
-LABEL_KEYS = ('superpixels', 'flipped', 'common_boxes')
-
 
 @register_collator('dense_collator')
 def dense_collator(batch):
@@ -32,15 +30,16 @@ def dense_collator(batch):
                              f'expected {view_n} views and one label dict (DenseSSLDataset '
                              f'samples, one data source)')
     views = [torch.stack([sample['data'][v] for sample in batch]) for v in range(view_n)]
-    labels = [sample['label'][0] for sample in batch]
-    # stack image-major (N, V, ...) then transpose to view-major rows v * N + n
-    label = {key: torch.stack([lbl[key] for lbl in labels], dim=1).flatten(0, 1)
-             for key in LABEL_KEYS}
+
+    def view_major(key):
+        """(V*N, ...) rows v * N + n from the samples' (V, ...) ``label[0][key]``."""
+        return torch.stack([sample['label'][0][key] for sample in batch], dim=1).flatten(0, 1)
+
     return {
         'data': [views],
-        'label': [label['superpixels']],
-        'view_flipped': [label['flipped']],
-        'view_common_boxes': [label['common_boxes']],
+        'label': [view_major('superpixels')],
+        'view_flipped': [view_major('flipped')],
+        'view_common_boxes': [view_major('common_boxes')],
         'data_valid': [torch.tensor([s['data_valid'][0] for s in batch], dtype=torch.long)],
         'data_idx': [torch.tensor([s['data_idx'][0] for s in batch], dtype=torch.long)],
     }
