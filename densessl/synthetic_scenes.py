@@ -4,8 +4,8 @@ Every image is a small street view: sky above a skyline of buildings, trees, a s
 strip, a road with lane marks at the bottom, cars on the road and people and poles on the
 sidewalk. A class is recognisable by its *texture* (window grids, leaf noise, paving tiles,
 asphalt grain, smooth car bodies) and by its *context* (sky above, road below, cars on the
-road), never by its colour alone: every class draws its colour from wide, overlapping
-ranges, and each image gets a global lighting gain, a colour cast and sensor noise.
+road), never by its colour: every object draws its colour from the same wide range, and
+each image gets a global lighting gain, a colour cast and sensor noise.
 
 The output is laid out like Cityscapes::
 
@@ -34,7 +34,7 @@ PALETTE = ((70, 130, 180), (70, 70, 70), (107, 142, 35), (244, 35, 232), (128, 6
            (0, 0, 142), (220, 20, 60), (153, 153, 153))
 IGNORE_INDEX = 255
 SKY, BUILDING, VEGETATION, SIDEWALK, ROAD, CAR, PERSON, POLE = range(len(CLASSES))
-GENERATOR_VERSION = 3
+GENERATOR_VERSION = 4
 SPLITS = ('train', 'val', 'train_extra')
 CITIES = ('aachen', 'bremen', 'cologne', 'dresden')
 
@@ -78,22 +78,17 @@ def _random_colour(rng, hue_range, sat_range, val_range):
     return np.array(rgb, dtype=np.float32) + (v - c)
 
 
-# Colour priors per class: wide and overlapping on purpose (grey, blue-grey and brown occur
-# in most classes), so that a per-pixel colour classifier cannot do the task.
-_COLOUR_PRIORS = {
-    SKY: ((180, 250), (0.0, 0.6), (0.45, 1.0)),
-    BUILDING: ((0, 360), (0.0, 0.5), (0.25, 0.9)),
-    VEGETATION: ((40, 160), (0.15, 0.8), (0.2, 0.75)),
-    SIDEWALK: ((0, 360), (0.0, 0.45), (0.35, 0.9)),
-    ROAD: ((180, 300), (0.0, 0.3), (0.2, 0.7)),
-    CAR: ((0, 360), (0.0, 0.9), (0.15, 0.95)),
-    PERSON: ((0, 360), (0.1, 0.8), (0.15, 0.8)),
-    POLE: ((0, 360), (0.0, 0.4), (0.2, 0.8)),
-}
+# Colour carries no class information: every class draws hue, saturation and value from the
+# same range (version 4). Versions 1-3 gave some classes typical colours (bluish sky, green
+# trees), a cue that an untrained network reads as well as a trained one; with it, a random
+# ResNet was a linear-probe baseline that short CPU pretraining could not beat
+# (docs/pretraining.md, "The SimCLR baseline on scene-centric data").
+OBJECT_COLOUR_RANGE = ((0, 360), (0.0, 0.8), (0.2, 0.95))  # hue (degrees), saturation, value
 
 
-def _colour(rng, cls):
-    return _random_colour(rng, *_COLOUR_PRIORS[cls])
+def _colour(rng):
+    """The colour of one object (any class)."""
+    return _random_colour(rng, *OBJECT_COLOUR_RANGE)
 
 
 def _paint(img, mask, colour, shade):
@@ -117,7 +112,7 @@ def render_scene(rng, height, width):
 
     # Sky: vertical gradient plus soft clouds.
     sky_shade = 1.0 - 0.35 * yy / h + 0.25 * (_smooth_noise(rng, h, w, 24 * zoom) - 0.5)
-    _paint(img, np.ones((h, w), bool), _colour(rng, SKY), sky_shade)
+    _paint(img, np.ones((h, w), bool), _colour(rng), sky_shade)
 
     # Buildings: a skyline of blocks with window grids and floor lines.
     x = int(rng.integers(-20, 0))
@@ -129,7 +124,7 @@ def render_scene(rng, height, width):
         win = (((xx - x) % px) < px * rng.uniform(0.35, 0.6)) & (((yy - top) % py) < py * 0.5)
         shade = 1.0 + 0.12 * (_smooth_noise(rng, h, w, zoom) - 0.5)
         shade = np.where(win, rng.uniform(0.35, 0.65), shade)
-        _paint(img, block, _colour(rng, BUILDING), shade)
+        _paint(img, block, _colour(rng), shade)
         label[block] = BUILDING
         x += bw + int(rng.integers(0, 12))
 
@@ -139,7 +134,7 @@ def render_scene(rng, height, width):
     tiles = ((xx % tile) < 1) | (((yy - horizon) % tile) < 1)
     shade = np.where(tiles, 0.55, 1.0) + 0.08 * (rng.random((h, w), dtype=np.float32) - 0.5)
     walk = ground & (yy < road_top)
-    _paint(img, walk, _colour(rng, SIDEWALK), shade)
+    _paint(img, walk, _colour(rng), shade)
     label[walk] = SIDEWALK
     road = yy >= road_top
     grain = 1.0 + 0.5 * (_smooth_noise(rng, h, w, zoom) - 0.5)
@@ -147,7 +142,7 @@ def render_scene(rng, height, width):
     dash = max(4, int(rng.integers(10, 18) * zoom))
     marks = (np.abs(yy - lane_y) < 1.5) & (((xx + rng.integers(0, dash)) % dash) < dash * 0.55)
     grain = np.where(marks, 2.2, grain)
-    _paint(img, road, _colour(rng, ROAD), grain)
+    _paint(img, road, _colour(rng), grain)
     label[road] = ROAD
 
     # Trees: leafy crowns on trunks standing on the sidewalk, in front of buildings.
@@ -159,8 +154,8 @@ def render_scene(rng, height, width):
         crown &= _smooth_noise(rng, h, w, 3 * zoom) > 0.15  # ragged leafy edge
         trunk = (np.abs(xx - cx) < max(1.0, r * 0.12)) & (yy >= cy) & (yy < base)
         leaves = 0.45 + 0.9 * _smooth_noise(rng, h, w, 2 * zoom)
-        _paint(img, trunk, _colour(rng, VEGETATION) * 0.5, np.ones((h, w), np.float32))
-        _paint(img, crown, _colour(rng, VEGETATION), leaves)
+        _paint(img, trunk, _colour(rng) * 0.5, np.ones((h, w), np.float32))
+        _paint(img, crown, _colour(rng), leaves)
         label[trunk | crown] = VEGETATION
 
     # Poles and people on the sidewalk.
@@ -169,7 +164,7 @@ def render_scene(rng, height, width):
         top = base - rng.uniform(0.3, 0.5) * h
         pole = (np.abs(xx - px) < 1.6 * max(1.0, zoom)) & (yy >= top) & (yy < base)
         pole |= (yy >= top) & (yy < top + 2) & (xx >= px) & (xx < px + 8)  # lamp arm
-        _paint(img, pole, _colour(rng, POLE), 0.9 + 0.2 * yy / h)
+        _paint(img, pole, _colour(rng), 0.9 + 0.2 * yy / h)
         label[pole] = POLE
     for _ in range(int(rng.integers(0, 4))):
         px, base = rng.uniform(0, w), rng.uniform(horizon + 3, road_top + 4)
@@ -177,7 +172,7 @@ def render_scene(rng, height, width):
         body = (((xx - px) / (0.16 * ph)) ** 2 + ((yy - (base - 0.45 * ph)) / (0.45 * ph)) ** 2) < 1
         head = ((xx - px) ** 2 + (yy - (base - 0.95 * ph)) ** 2) < (0.12 * ph) ** 2
         shade = 1.0 - 0.5 * ((yy - (base - ph)) / ph > 0.55)  # darker legs
-        _paint(img, body, _colour(rng, PERSON), shade)
+        _paint(img, body, _colour(rng), shade)
         _paint(img, head, np.array([0.85, 0.65, 0.5], np.float32) * rng.uniform(0.5, 1.1),
                np.ones((h, w), np.float32))
         label[body | head] = PERSON
@@ -195,7 +190,7 @@ def render_scene(rng, height, width):
             wheels |= ((xx - wx) ** 2 + (yy - (base - 0.15 * size)) ** 2) < (0.17 * size) ** 2
         shade = 1.0 + 0.3 * (1 - (yy - top) / size)
         shade = np.where(cabin & (np.abs(xx - cx) < cw * 0.26) & (yy > top + 0.08 * size), 0.35, shade)
-        colour = _colour(rng, CAR)
+        colour = _colour(rng)
         _paint(img, body | cabin, colour, shade)
         _paint(img, wheels, np.full(3, 0.08, np.float32), np.ones((h, w), np.float32))
         label[body | cabin | wheels] = CAR

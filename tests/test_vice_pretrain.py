@@ -43,9 +43,9 @@ def test_vice_pretraining_runs_through_vissl(procs, python, repo_root, tiny_scen
     model = state['base_model']['model']
     assert '_feature_blocks.decoder.projection.weight' in model['trunk']
     prototypes = model['heads']['0.prototypes0.weight']
-    assert prototypes.shape == (32, 128)
+    assert prototypes.shape == (128, 128)  # K = 128 prototypes of the 128-d embedding
     # the normalisation hook ran after the last step
-    torch.testing.assert_close(prototypes.norm(dim=1), torch.ones(32))
+    torch.testing.assert_close(prototypes.norm(dim=1), torch.ones(128))
     loss_state = state['loss']
     iterations = 16 // (2 * procs)
     assert int(loss_state['num_iteration']) == iterations
