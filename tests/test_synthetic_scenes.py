@@ -109,8 +109,10 @@ def test_colour_alone_cannot_separate_the_classes():
     pred = table.argmax(1)[_colour_bins(xv)]
     ious = [((pred == c) & (yv == c)).sum() / max(1, ((pred == c) | (yv == c)).sum())
             for c in range(num_classes)]
-    assert np.mean(ious) < 0.25, f'colour-only mIoU {np.mean(ious):.3f} is too high'
-    assert (pred == yv).mean() < 0.55
+    # version 4 (class-free object colours) measures 0.07 / 0.24; version 3's class colour
+    # cues gave ~0.15 / 0.40
+    assert np.mean(ious) < 0.12, f'colour-only mIoU {np.mean(ious):.3f} is too high'
+    assert (pred == yv).mean() < 0.35
 
 
 @pytest.mark.parametrize('split', ['train', 'val'])
