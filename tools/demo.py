@@ -2,7 +2,7 @@
 """The end-to-end demo: synthetic data -> VISSL pretraining -> conversion -> linear probe.
 
     python tools/demo.py                       # SimCLR vs random init, ~6 min on 2 CPU cores
-    python tools/demo.py --methods vice simclr # ViCE, SimCLR and both random inits, ~13 min
+    python tools/demo.py --methods vice simclr # ViCE, SimCLR and both random inits, ~10.5 min
     python tools/demo.py --bn-baselines        # + random weights with fitted BN statistics
     python tools/demo.py --out work_dirs/demo --fresh
 

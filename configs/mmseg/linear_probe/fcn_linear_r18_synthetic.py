@@ -24,8 +24,8 @@ model = dict(
 # power 0.9 to 1e-4), shortened from 12k to 80 iterations to fit ~1 min on 2 CPU cores. ViCE's
 # lr 0.01 is for 12k iterations: after 80 it leaves the probe far from converged, and the
 # table then ranks how fast features can be fitted rather than what they hold (a random
-# ResNet came first at lr 0.01 and last with a converged probe). lr 0.1 gives the converged
-# probe's order in 80 iterations (docs/linear_probe.md).
+# ResNet came out ahead of SimCLR at lr 0.01 and behind it with a converged probe). lr 0.1
+# gives the converged probe's order in 80 iterations (docs/linear_probe.md).
 max_iters = 80
 optim_wrapper = dict(
     type='OptimWrapper',
