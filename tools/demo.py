@@ -168,6 +168,12 @@ def visualise_embeddings(method, recipe, vissl_checkpoint, data_root, out):
             osp.join(out, 'logs', f'embeddings_{method}.log'))
 
 
+def table_row(method, recipe, init, metrics):
+    """One row of the results table."""
+    return dict(method=method, backbone=recipe.backbone, init=init,
+                **{m: metrics[m] for m in METRICS})
+
+
 def write_table(rows, out):
     header = ('| method | backbone | init | aAcc | mIoU | mAcc |\n'
               '|---|---|---|---|---|---|\n')
@@ -210,9 +216,8 @@ def main():
         metrics = probe_vissl_checkpoint(method, recipe, vissl_checkpoint, data_root, out)
         if not recipe.convert:  # a dense embedding (ViCE): pictures of it
             visualise_embeddings(method, recipe, vissl_checkpoint, data_root, out)
-        rows.append(dict(method=method, backbone=recipe.backbone,
-                         init=f'VISSL {method} ({osp.basename(vissl_checkpoint)})',
-                         **{m: metrics[m] for m in METRICS}))
+        rows.append(table_row(method, recipe,
+                              f'VISSL {method} ({osp.basename(vissl_checkpoint)})', metrics))
     # the random baselines of each backbone, probed exactly as the pretrained one
     first_method_of_backbone = {}
     for method in args.methods:
@@ -221,17 +226,15 @@ def main():
         recipe = RECIPES[method]
         name = 'random' if method == 'simclr' else f'random_{method}'  # 'random': demo v1 dir
         metrics = linear_probe(name, recipe, recipe.probe_options(None, None), data_root, out)
-        rows.append(dict(method='random init', backbone=recipe.backbone,
-                         init='random (seed 0), BN statistics (0, 1)',
-                         **{m: metrics[m] for m in METRICS}))
+        rows.append(table_row('random init', recipe, 'random (seed 0), BN statistics (0, 1)',
+                              metrics))
         if not args.bn_baselines:
             continue
         name = f'random_bn_{method}'
         vissl_checkpoint = pretrain(method, data_root, out, name, bn_statistics_only(recipe))
         metrics = probe_vissl_checkpoint(name, recipe, vissl_checkpoint, data_root, out)
-        rows.append(dict(method='random init', backbone=recipe.backbone,
-                         init=f'random, BN statistics of {BN_STATISTICS_STEPS} pretraining '
-                              f'steps (lr 0)', **{m: metrics[m] for m in METRICS}))
+        rows.append(table_row('random init', recipe, f'random, BN statistics of '
+                              f'{BN_STATISTICS_STEPS} pretraining steps (lr 0)', metrics))
 
     table = write_table(rows, out)
     print(f'\nLinear probe, synthetic scenes val ({time.time() - start:.0f} s in all):\n')

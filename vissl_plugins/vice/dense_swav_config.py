@@ -10,6 +10,7 @@ Filled in from the rest of the config, so one value cannot disagree with another
 and checked: the head is one ``dense_swav_head``, the train data set is ``dense_ssl_dataset``
 with ``dense_collator``, and the head's width equals the trunk's OUT_FEAT_DIM.
 """
+from vissl_plugins.vice.deeplabv3plus import trunk_kwargs
 from vissl_plugins.vice.dense_swav_loss import DenseSwAVConfigError
 
 
@@ -33,9 +34,10 @@ def infer_dense_swav_config(config):
             f'dense_ssl_dataset and COLLATE_FUNCTION=dense_collator (got '
             f'{train.get("DATASET_TYPE")!r} and {train.get("COLLATE_FUNCTION")!r})')
     trunk = config['MODEL']['TRUNK']
-    out_dim = trunk.get('DEEPLABV3PLUS', {}).get('OUT_FEAT_DIM', 128)
     identity = head.get('identity_projection', True)
-    if trunk['NAME'] == 'deeplabv3plus' and identity and head['dims'][-1] != out_dim:
+    out_dim = (trunk_kwargs(trunk.get('DEEPLABV3PLUS'))['out_feat_dim']  # with the trunk's defaults
+               if trunk['NAME'] == 'deeplabv3plus' else None)
+    if out_dim is not None and identity and head['dims'][-1] != out_dim:
         raise DenseSwAVConfigError(
             f'dense_swav_head dims[-1]={head["dims"][-1]} but the trunk\'s '
             f'MODEL.TRUNK.DEEPLABV3PLUS.OUT_FEAT_DIM={out_dim}; with identity_projection they '

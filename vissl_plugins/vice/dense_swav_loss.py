@@ -175,8 +175,7 @@ class DenseSwAVLoss(ClassyLoss):
         """Mean over views 1..V-1 (that have matched regions) of the pooled cross-entropy."""
         image = regions.map_index % num_images
         view = torch.div(regions.map_index, num_images, rounding_mode='floor')
-        id_span = int(regions.region_id.max()) + 1 if regions.region_id.numel() else 1
-        image_key = image * id_span + regions.region_id          # one key per (image, id)
+        image_key = image * regions.id_span + regions.region_id  # one key per (image, id)
         view0_keys = image_key[in_view0]                          # sorted: regions are sorted
         position = torch.searchsorted(view0_keys, image_key).clamp(max=max(len(view0_keys) - 1, 0))
         if len(view0_keys):

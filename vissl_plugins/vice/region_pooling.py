@@ -25,7 +25,8 @@ class Regions:
 
     ``map_index`` (G,) the batch row b of each region, ``region_id`` (G,) its superpixel id,
     ``rep_embedding`` (G, D) z*_g (detached), ``rep_scores`` (G, K) s*_g (with gradient),
-    ``coherence`` (G,) coh_g (with gradient), ``num_pixels`` (G,).
+    ``coherence`` (G,) coh_g (with gradient), ``num_pixels`` (G,), ``id_span`` (int) one more
+    than the largest superpixel id, so ``b * id_span + id`` is a unique region key.
     """
     map_index: torch.Tensor
     region_id: torch.Tensor
@@ -33,6 +34,7 @@ class Regions:
     rep_scores: torch.Tensor
     coherence: torch.Tensor
     num_pixels: torch.Tensor
+    id_span: int
 
 
 def _segment_reduce(values, segment, num_segments, reduce):
@@ -56,7 +58,8 @@ def pool_regions(embeddings, scores, superpixels):
     map_of_pixel = torch.div(pixel, pixels_per_map, rounding_mode='floor')
     place_of_pixel = pixel - map_of_pixel * pixels_per_map
     ids = flat_ids[pixel]
-    key = map_of_pixel * (int(ids.max()) + 1 if ids.numel() else 1) + ids
+    id_span = int(ids.max()) + 1 if ids.numel() else 1
+    key = map_of_pixel * id_span + ids
     region_key, region_of_pixel = torch.unique(key, sorted=True, return_inverse=True)
     num_regions = region_key.numel()
     first_pixel = _segment_reduce(pixel, region_of_pixel, num_regions, 'amin')
@@ -82,7 +85,8 @@ def pool_regions(embeddings, scores, superpixels):
 
     map_index = torch.div(first_pixel, pixels_per_map, rounding_mode='floor')
     region_id = flat_ids[first_pixel]
-    return Regions(map_index, region_id, rep_embedding, rep_scores, coherence, num_pixels)
+    return Regions(map_index, region_id, rep_embedding, rep_scores, coherence, num_pixels,
+                   id_span)
 
 
 def mean_coherence(regions, num_maps):
