@@ -58,7 +58,7 @@ def per_region_loss(z, s, superpixels, queue_scores, num_views, original_style=F
     ``original_style``: select a region's rows with ``masked_select`` of a broadcast mask over
     the whole (HW, D) / (HW, K) maps, as the original code does (its backward writes a full-size
     gradient per region; that is where the original's time and memory go)."""
-    from vissl_plugins.vice.sinkhorn import sinkhorn_knopp
+    from densessl.vice.sinkhorn import sinkhorn_knopp
     num_images = z.shape[0] // num_views
     pdist = nn.PairwiseDistance()
     reps, coherence = {}, []

@@ -1,7 +1,7 @@
 """ViCE's DeepLabV3+ ASPP + decoder -> mmseg ``DepthwiseSeparableASPPHead`` (``decode_head.*``).
 
 The canonical extra ``deeplabv3plus_head`` holds the trunk's non-ResNet tensors in the trunk's
-own names (``vissl_plugins/vice/deeplabv3plus.py`` without ``_feature_blocks.``). With D the
+own names (``densessl/vice/deeplabv3plus.py`` without ``_feature_blocks.``). With D the
 decoder width, R the number of ASPP rates, C5 / C2 the layer4 / layer1 widths of the arch:
 
     ours                                          mmseg DepthwiseSeparableASPPHead

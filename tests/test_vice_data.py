@@ -11,11 +11,11 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 import vissl_plugins  # noqa: F401  (registers sources, dataset types)
-from vissl_plugins.vice import context_masks, view_sampling
+from densessl.vice import context_masks, view_sampling
 from vissl_plugins.vice.dense_collator import dense_collator
 from vissl_plugins.vice.dense_ssl_dataset import (DenseSampleError, DenseSSLDataset,
                                                   DenseSSLOptions, generate_dense_views)
-from vissl_plugins.vice.superpixels import slic_superpixels
+from densessl.vice.superpixels import slic_superpixels
 
 TRANSFORMS = [
     {'name': 'ImgPilColorDistortion', 'strength': 1.0},

@@ -16,7 +16,7 @@ from vissl_plugins.vice.dense_swav_head import DenseSwAVHead
 from vissl_plugins.vice.dense_swav_hooks import (DenseSwAVNormalizePrototypesHook,
                                                  DenseSwAVQueueScoresHook, dense_swav_hooks)
 from vissl_plugins.vice.dense_swav_loss import DenseSwAVConfigError, DenseSwAVLoss
-from vissl_plugins.vice.sinkhorn import sinkhorn_knopp
+from densessl.vice.sinkhorn import sinkhorn_knopp
 
 TAU, EPS, ITERS = 0.1, 0.05, 3
 

@@ -1,4 +1,4 @@
-"""ViCE's DeepLabV3+ trunk (vissl_plugins/vice/deeplabv3plus.py) against spec 1(a) B."""
+"""ViCE's DeepLabV3+ network (densessl/vice/deeplabv3plus.py) and its VISSL trunk against spec 1(a) B."""
 import math
 
 import pytest
@@ -8,8 +8,8 @@ import torchvision
 from vissl.config import AttrDict
 from vissl.models.trunks import MODEL_TRUNKS_REGISTRY
 
-from vissl_plugins.vice.deeplabv3plus import (DeepLabV3Plus, DeepLabV3PlusTrunk,
-                                              PretrainedWeightsError)
+from densessl.vice.deeplabv3plus import DeepLabV3Plus, PretrainedWeightsError
+from vissl_plugins.vice.deeplabv3plus import DeepLabV3PlusTrunk
 
 
 def _trunk(**options):

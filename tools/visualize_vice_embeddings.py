@@ -152,7 +152,7 @@ def build_backbone(args):
                               f'checkpoint (e.g. model_final_checkpoint_phaseN.torch), or '
                               f'--random-init for a smoke test')
     from mmseg_plugins.vice.vice_backbone import ViCEBackbone, ViCECheckpointError
-    from vissl_plugins.vice.deeplabv3plus import PretrainedWeightsError
+    from densessl.vice.deeplabv3plus import PretrainedWeightsError
     torch.manual_seed(args.seed)
     try:
         return ViCEBackbone(vissl_config=args.config, checkpoint=args.checkpoint)

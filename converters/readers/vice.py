@@ -1,5 +1,5 @@
 """Reader ``vice``: a VISSL checkpoint of ViCE's ``deeplabv3plus`` trunk
-(``vissl_plugins/vice/deeplabv3plus.py``), in any layout the ``vissl`` reader accepts.
+(``densessl/vice/deeplabv3plus.py``), in any layout the ``vissl`` reader accepts.
 
 Trunk keys ``_feature_blocks.backbone.<torchvision name>`` become the canonical ResNet;
 ``_feature_blocks.aspp.*`` and ``_feature_blocks.decoder.*`` become the extra

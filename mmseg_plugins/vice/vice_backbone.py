@@ -11,7 +11,7 @@ The trunk is built either
 * from the VISSL experiment YAML of the pretraining run (``vissl_config=...``; only
   ``config.MODEL.TRUNK`` is read: ``NAME: deeplabv3plus`` and its ``DEEPLABV3PLUS`` options), or
 * from ``trunk=dict(depth=50, output_stride=8, aspp_rates=None, decoder_channels=256,
-  out_feat_dim=128)`` (``vissl_plugins.vice.deeplabv3plus.DeepLabV3Plus`` arguments),
+  out_feat_dim=128)`` (``densessl.vice.deeplabv3plus.DeepLabV3Plus`` arguments),
 
 and its weights come from ``checkpoint``: a VISSL checkpoint of that trunk, in any layout
 ``converters``' ``vissl`` reader accepts (``model_final_checkpoint_phaseN.torch``, or an exported
@@ -110,7 +110,7 @@ class ViCEBackbone(BaseModule):
     def __init__(self, vissl_config=None, trunk=None, checkpoint=None, normalize=True,
                  init_cfg=None):
         super().__init__(init_cfg=init_cfg)
-        from vissl_plugins.vice.deeplabv3plus import DeepLabV3Plus, trunk_kwargs
+        from densessl.vice.deeplabv3plus import DeepLabV3Plus, trunk_kwargs
         if vissl_config is None and trunk is None:
             raise ValueError('ViCEBackbone: give vissl_config (the VISSL YAML of the pretraining '
                              'run) or trunk (DeepLabV3Plus arguments, e.g. dict(depth=50))')

@@ -54,10 +54,10 @@ from vissl.data.ssl_dataset import GenericSSLDataset
 
 from vissl_plugins.data.dataset_types import register_dataset_type
 from vissl_plugins.data.image_files import ImageFileError
-from vissl_plugins.vice.context_masks import (choose_preserved_ids, fill_noise, masked_regions,
+from densessl.vice.context_masks import (choose_preserved_ids, fill_noise, masked_regions,
                                               sample_mask_rectangles)
-from vissl_plugins.vice.superpixels import slic_superpixels
-from vissl_plugins.vice.view_sampling import (common_rectangle, edge_density_pmf,
+from densessl.vice.superpixels import slic_superpixels
+from densessl.vice.view_sampling import (common_rectangle, edge_density_pmf,
                                               sample_view_boxes, standardize_image)
 
 RETRY_STREAM = 2**31 - 1  # extra seed word of the stream that picks replacement indices

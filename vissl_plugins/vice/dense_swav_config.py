@@ -10,7 +10,7 @@ Filled in from the rest of the config, so one value cannot disagree with another
 and checked: the head is one ``dense_swav_head``, the train data set is ``dense_ssl_dataset``
 with ``dense_collator``, and the head's width equals the trunk's OUT_FEAT_DIM.
 """
-from vissl_plugins.vice.deeplabv3plus import trunk_kwargs
+from densessl.vice.deeplabv3plus import trunk_kwargs
 from vissl_plugins.vice.dense_swav_loss import DenseSwAVConfigError
 
 

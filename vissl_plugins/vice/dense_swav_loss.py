@@ -36,8 +36,8 @@ import torch.nn.functional as F
 from classy_vision.generic.distributed_util import get_world_size
 from classy_vision.losses import ClassyLoss, register_loss
 
-from vissl_plugins.vice.region_pooling import mean_coherence, pool_regions
-from vissl_plugins.vice.sinkhorn import sinkhorn_knopp
+from densessl.vice.region_pooling import mean_coherence, pool_regions
+from densessl.vice.sinkhorn import sinkhorn_knopp
 
 DEFAULTS = {
     'temperature': 0.1, 'epsilon': 0.05, 'num_iters': 3, 'crops_for_assign': [0],
