@@ -10,6 +10,9 @@ shows each problem without its fix and checks the fix.
 2. mmengine checkpoints under torch's weights-only ``torch.load``.
 3. CPU multi-process runs (torchrun / slurm + gloo): ``torch.cuda.set_device`` no-op, and
    :func:`adapt_config_for_device` for the DDP wrapper, backend and SyncBN.
+4. ``init_cfg=dict(type='Pretrained')`` only logs keys that do not fit: it becomes the
+   checked ``CheckedPretrained`` (``mmseg_plugins.checked_pretrained``), which also runs
+   after the module's children's own init like mmengine's ``Pretrained``.
 """
 import logging
 import pickle
@@ -248,6 +251,61 @@ def _sync_bn_to_bn(node, path):
     return changed
 
 
+# -------------------------------------------------------------------------------------
+# Fix 4. Problem: mmengine's `Pretrained` init (init_cfg=dict(type='Pretrained',
+# checkpoint=FILE), what SlotCon's command line passes with --cfg-options
+# model.backbone.init_cfg.type=Pretrained model.backbone.init_cfg.checkpoint=PRETRAIN)
+# loads with strict=False and only logs missing / unexpected keys: a file whose names do not
+# fit (e.g. densessl's old mmseg files, whose keys carried a 'backbone.' prefix) loads
+# NOTHING and the backbone trains from its random init. Fix: (a) the weight-initializer
+# registry's 'Pretrained' becomes CheckedPretrainedInit (same arguments; raises naming the
+# file and the keys; mmseg_plugins.checked_pretrained); (b) BaseModule.init_weights runs a
+# 'Pretrained' init after the children's own init_weights (so a ConvModule's kaiming init
+# cannot overwrite loaded weights), deciding by the literal type name 'Pretrained': a
+# `type='CheckedPretrained'` init would run first and be overwritten. The wrapper below hands
+# mmengine such a cfg under the name 'Pretrained' (the same checked class after (a)).
+# -------------------------------------------------------------------------------------
+def install_checked_pretrained():
+    """Make the registry's 'Pretrained' the checked init; returns True if changed now."""
+    from mmengine.registry import WEIGHT_INITIALIZERS
+
+    from mmseg_plugins.checked_pretrained import CheckedPretrainedInit
+    if WEIGHT_INITIALIZERS.get('Pretrained') is CheckedPretrainedInit:
+        return False
+    install_checked_pretrained.original = WEIGHT_INITIALIZERS.get('Pretrained')
+    WEIGHT_INITIALIZERS.register_module(name='Pretrained', module=CheckedPretrainedInit,
+                                        force=True)
+    return True
+
+
+def _init_weights_checked_pretrained_last(self):
+    """BaseModule.init_weights, with 'CheckedPretrained' init cfgs ordered as 'Pretrained'."""
+    from mmseg_plugins.checked_pretrained import NAME
+    original = _init_weights_checked_pretrained_last.original
+    cfgs = self.init_cfg
+    listed = [cfgs] if isinstance(cfgs, dict) else cfgs
+    if self.is_init or not listed or not any(
+            isinstance(c, dict) and c.get('type') == NAME for c in listed):
+        return original(self)
+    self.init_cfg = [dict(c, type='Pretrained') if isinstance(c, dict) and c.get('type') == NAME
+                     else c for c in listed]
+    try:
+        return original(self)
+    finally:
+        self.init_cfg = cfgs
+
+
+def install_checked_pretrained_order():
+    """(b); installs (a) too: the wrapper hands cfgs over as 'Pretrained'."""
+    from mmengine.model import BaseModule
+    install_checked_pretrained()
+    if BaseModule.init_weights is _init_weights_checked_pretrained_last:
+        return False
+    _init_weights_checked_pretrained_last.original = BaseModule.init_weights
+    BaseModule.init_weights = _init_weights_checked_pretrained_last
+    return True
+
+
 def apply():
     """Apply every fix (idempotent)."""
     global _applied
@@ -256,4 +314,6 @@ def apply():
     install_mmcv_ops_stand_in()
     allow_mmengine_checkpoint_globals()
     install_cpu_safe_cuda_set_device()
+    install_checked_pretrained()
+    install_checked_pretrained_order()
     _applied = True

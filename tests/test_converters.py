@@ -87,11 +87,12 @@ def test_torchvision_to_mmseg_loads_strict_into_torchvision(arch, r18, r50, tmp_
     assert report['fc'] == 'dropped' and report['dropped_keys'] == ['fc.weight', 'fc.bias']
 
     saved = torch.load(dst, weights_only=True)
-    assert all(k.startswith('backbone.') for k in saved['state_dict'])
+    # MMSeg's layout: backbone names without prefix (what init_cfg Pretrained reads)
+    assert set(saved['state_dict']) == set(_backbone(source))
     assert saved['meta'] == {'source_format': 'torchvision', 'source_path': osp.abspath(src),
                              'arch': arch, 'converter': 'densessl',
                              'dropped_keys': ['fc.weight', 'fc.bias']}
-    stripped = {k[len('backbone.'):]: v for k, v in saved['state_dict'].items()}
+    stripped = saved['state_dict']
     model = getattr(torchvision.models, arch)(weights=None)
     model.fc = nn.Identity()
     model.load_state_dict(stripped, strict=True)
@@ -146,7 +147,7 @@ def test_vissl_training_checkpoint_converts_and_reports_dropped_heads(dst_format
     if dst_format == 'mmseg':
         assert saved['meta']['dropped_keys'] == heads
         assert saved['meta']['source_format'] == 'vissl'
-        saved = {k[len('backbone.'):]: v for k, v in saved['state_dict'].items()}
+        saved = saved['state_dict']
     _assert_same(saved, _backbone(r18))
 
 
@@ -206,14 +207,14 @@ def test_missing_keys_are_refused_and_nothing_is_written(r18, tmp_path):
     with pytest.raises(ConversionRefused) as e:
         convert(src, dst, 'torchvision', 'mmseg', report_json=report_json, log=_quiet)
     message = str(e.value)
-    assert 'backbone.layer3.1.bn2.running_var' in message
+    assert 'layer3.1.bn2.running_var' in message
     assert '--allow-missing' in message and '--arch' in message
     assert 'Nothing was written' in message
     assert not osp.exists(dst)
     assert e.value.report['status'] == 'refused' and not e.value.report['written']
-    assert e.value.report['missing_keys'] == ['backbone.layer3.1.bn2.running_var']
+    assert e.value.report['missing_keys'] == ['layer3.1.bn2.running_var']
     assert e.value.report['arch'] == 'resnet18' and e.value.report['arch_from'] == 'closest match'
-    assert json.load(open(report_json))['missing_keys'] == ['backbone.layer3.1.bn2.running_var']
+    assert json.load(open(report_json))['missing_keys'] == ['layer3.1.bn2.running_var']
     assert sorted(os.listdir(tmp_path)) == ['in.pth', 'report.json']
 
 
@@ -236,13 +237,13 @@ def test_unexpected_trunk_key_is_refused(r18, tmp_path):
     trunk = ckpt['classy_state_dict']['base_model']['model']['trunk']
     trunk['_feature_blocks.layer4.1.se.fc1.weight'] = torch.randn(32, 512)
     src = _save(ckpt, tmp_path / 'in.torch')
-    with pytest.raises(ConversionRefused, match=r'1 unexpected keys: backbone\.layer4\.1\.se'):
+    with pytest.raises(ConversionRefused, match=r'1 unexpected keys: layer4\.1\.se'):
         convert(src, str(tmp_path / 'out.pth'), 'vissl', 'mmseg', log=_quiet)
     assert not osp.exists(tmp_path / 'out.pth')
     # heads are not unexpected: they are dropped
     report = convert(src, str(tmp_path / 'out.pth'), 'vissl', 'mmseg', allow_missing=True,
                      log=_quiet)
-    assert report['unexpected_keys'] == ['backbone.layer4.1.se.fc1.weight']
+    assert report['unexpected_keys'] == ['layer4.1.se.fc1.weight']
     assert len(report['dropped_keys']) == len(HEADS)
 
 
@@ -261,7 +262,7 @@ def test_wrong_given_arch_is_refused_with_the_missing_blocks(r18, tmp_path):
     with pytest.raises(ConversionRefused) as e:
         convert(src, str(tmp_path / 'out.pth'), 'torchvision', 'mmseg', arch='resnet34',
                 log=_quiet)
-    assert 'backbone.layer1.2.conv1.weight' in e.value.report['missing_keys']
+    assert 'layer1.2.conv1.weight' in e.value.report['missing_keys']
     assert any('look like resnet18' in n for n in e.value.report['notes'])
 
 
@@ -407,7 +408,7 @@ def test_cli_refusal_and_bad_input(python, repo_root, r18, tmp_path):
     result = _cli(python, repo_root, src, dst, '--src-format', 'torchvision',
                   '--dst-format', 'mmseg')
     assert result.returncode == 1
-    assert 'refused' in result.stderr and 'backbone.layer1.0.bn1.weight' in result.stderr
+    assert 'refused' in result.stderr and 'layer1.0.bn1.weight' in result.stderr
     assert '--allow-missing' in result.stderr
     assert not dst.exists()
 

@@ -1,5 +1,7 @@
 """FrozenResNet (loading, key checks, freezing) and the linear-probe head / model config."""
 import argparse
+import contextlib
+import logging
 import os.path as osp
 
 import pytest
@@ -31,15 +33,34 @@ def _torchvision_resnet(depth=18, seed=0):
     return net.eval()
 
 
-def _converted(path, net, drop=(), reshape=(), extra=(), meta=None):
-    """The mmseg writer's format: {'state_dict': {'backbone.<torchvision name>': ...}}."""
-    state = {f'backbone.{k}': v for k, v in net.state_dict().items() if not k.startswith('fc.')}
+@contextlib.contextmanager
+def _mmengine_log():
+    """The messages mmengine's current logger emits inside the block (it does not
+    propagate to pytest's caplog)."""
+    from mmengine.logging import MMLogger
+    records = []
+
+    class Collect(logging.Handler):
+        def emit(self, record):
+            records.append(record.getMessage())
+    logger, handler = MMLogger.get_current_instance(), Collect()
+    logger.addHandler(handler)
+    try:
+        yield records
+    finally:
+        logger.removeHandler(handler)
+
+
+def _converted(path, net, drop=(), reshape=(), extra=(), meta=None, prefix=''):
+    """The mmseg writer's format: {'state_dict': {'<torchvision name>': ...}} (``prefix``
+    'backbone.': the layout it wrote before)."""
+    state = {f'{prefix}{k}': v for k, v in net.state_dict().items() if not k.startswith('fc.')}
     for key in drop:
-        state.pop(f'backbone.{key}')
+        state.pop(f'{prefix}{key}')
     for key in reshape:
-        state[f'backbone.{key}'] = torch.zeros(1)
+        state[f'{prefix}{key}'] = torch.zeros(1)
     for key in extra:
-        state[f'backbone.{key}'] = torch.zeros(3)
+        state[f'{prefix}{key}'] = torch.zeros(3)
     torch.save({'state_dict': state, 'meta': meta or {'arch': 'resnet18', 'converter': 'test'}},
                path)
     return path
@@ -95,6 +116,31 @@ def test_frozen_no_grad_and_always_eval(tmp_path):
     backbone(torch.randn(4, 3, 64, 128) * 5 + 3)
     for key, value in backbone.state_dict().items():  # BN statistics untouched
         torch.testing.assert_close(value, stats[key], msg=key)
+
+
+def test_old_backbone_prefixed_files_and_vice_head_keys_are_still_read(tmp_path):
+    """Files of the converter before the fix (every key 'backbone.*') load with a warning;
+    a ViCE file's decode_head.* keys are set aside; a half-prefixed file is refused."""
+    net = _torchvision_resnet(18, seed=3)
+    old = _converted(str(tmp_path / 'old.pth'), net, prefix='backbone.')
+    backbone = FrozenResNet(depth=18, checkpoint=old)
+    with _mmengine_log() as records:
+        backbone.init_weights()
+    torch.testing.assert_close(backbone.layer4[1].bn2.running_var, net.layer4[1].bn2.running_var)
+    assert any("old layout (every key prefixed 'backbone.')" in r for r in records), records
+
+    state = torch.load(_converted(str(tmp_path / 'new.pth'), net), weights_only=True)
+    state['state_dict']['decode_head.conv_seg.weight'] = torch.zeros(2, 4, 1, 1)
+    torch.save(state, tmp_path / 'vice.pth')
+    backbone = FrozenResNet(depth=18, checkpoint=str(tmp_path / 'vice.pth'))
+    backbone.init_weights()
+    torch.testing.assert_close(backbone.conv1.weight, net.conv1.weight)
+
+    state['state_dict']['backbone.conv1.weight'] = state['state_dict'].pop('conv1.weight')
+    torch.save(state, tmp_path / 'mixed.pth')
+    with pytest.raises(CheckpointMismatchError, match=r'1 missing keys \[conv1\.weight\]; '
+                                                      r'1 unexpected keys \[backbone\.conv1'):
+        FrozenResNet(depth=18, checkpoint=str(tmp_path / 'mixed.pth')).init_weights()
 
 
 def test_channels_last_computation_gives_the_same_features(tmp_path):

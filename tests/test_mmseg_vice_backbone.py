@@ -205,6 +205,9 @@ def test_full_size_vice_probe_builds():
 
 def test_finetune_config_builds_a_torchvision_stem_deeplabv3plus():
     cfg = _config('deeplabv3plus_finetune_cityscapes.py')
+    assert cfg.model.backbone.init_cfg.type == 'CheckedPretrained'  # the converted file
+    assert cfg.model.decode_head.init_cfg[0].prefix == 'decode_head.'
+    cfg.model.backbone.init_cfg = cfg.model.decode_head.init_cfg = None  # random init here
     model = _build(cfg)
     assert cfg.model.backbone.type == 'ResNet' and not cfg.model.backbone.contract_dilation
     keys = set(model.state_dict())

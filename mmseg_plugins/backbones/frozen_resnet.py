@@ -8,13 +8,17 @@ is called with), and ``forward`` runs under ``torch.no_grad()``.
 Parameter names are torchvision's (mmseg's ResNet with ``deep_stem=False``): ``conv1``,
 ``bn1``, ``layer{1..4}.{i}.conv{1,2,3}`` / ``bn{1,2,3}`` / ``downsample.{0,1}``.
 
-``checkpoint``: a file written by ``tools/convert_checkpoint.py ... --dst-format mmseg``::
+``checkpoint``: a file written by ``tools/convert_checkpoint.py ... --dst-format mmseg``,
+the file mmseg's ``init_cfg=dict(type='CheckedPretrained' / 'Pretrained')`` reads::
 
-    {'state_dict': {'backbone.conv1.weight': tensor, ...}, 'meta': {...}}
+    {'state_dict': {'conv1.weight': tensor, ...}, 'meta': {...}}
 
 loaded with ``torch.load(weights_only=True)`` after checking every key and shape against
-the model (one error lists all missing / unexpected / mismatched keys). ``None`` keeps the
-random initialisation, which is deterministic under the run's seed.
+the model (one error lists all missing / unexpected / mismatched keys). Keys of other
+segmentor parts (``decode_head.*`` of a ViCE file) are set aside. Files written before the
+converter was fixed carry a ``backbone.`` prefix on every key: they are still read (the
+prefix is stripped, with a warning to convert again). ``None`` keeps the random
+initialisation, which is deterministic under the run's seed.
 
 Output shapes, input (N, 3, H, W), with the default strides (1, 2, 2, 2):
 ``out_indices`` entry i gives (N, C_i, H / 2^(i+2), W / 2^(i+2)) with C = (64, 128, 256, 512)
@@ -23,63 +27,51 @@ keeps the resolution of the stage before it: strides (1, 2, 1, 1) with dilations
 (1, 1, 2, 4) give output stride 8, e.g. depth 18, out_indices=(3,):
 ((N, 512, H/8, W/8),); depth 50: ((N, 2048, H/8, W/8),).
 """
-import re
+import logging
 
 import torch
+from mmengine.logging import print_log
 from mmseg.models.backbones import ResNet
 from mmseg.registry import MODELS
 
+from mmseg_plugins.checked_pretrained import (OLD_PREFIX, CheckpointMismatchError,
+                                              describe_mismatch, mismatches,
+                                              old_prefix_hint, read_state_dict, select_keys)
+
 CONVERT_ADVICE = ('convert it with python tools/convert_checkpoint.py IN OUT '
                   '--src-format vissl --dst-format mmseg')
-PREFIX = 'backbone.'
+__all__ = ['FrozenResNet', 'CheckpointMismatchError', 'load_backbone_state_dict',
+           'check_state_dict', 'CONVERT_ADVICE']
 
 
-class CheckpointMismatchError(RuntimeError):
-    """A backbone checkpoint that does not fit the configured ResNet."""
-
-
-def load_backbone_state_dict(path, prefix=PREFIX):
-    """The tensors of a converted backbone checkpoint, with ``prefix`` stripped."""
-    try:
-        checkpoint = torch.load(path, map_location='cpu', weights_only=True)
-    except FileNotFoundError:
-        raise FileNotFoundError(
-            f'backbone checkpoint not found: {path}. Check model.backbone.checkpoint; to '
-            f'make one from a VISSL checkpoint, {CONVERT_ADVICE}') from None
-    except Exception as e:
-        message = str(e)
-        found = re.search(r'Unsupported global: GLOBAL [\w.]+', message)
-        cause = found.group(0) if found else ' '.join(message.split())[:300]
-        raise CheckpointMismatchError(
-            f'cannot read backbone checkpoint {path} with torch.load(weights_only=True) '
-            f'({type(e).__name__}: {cause}); a converted checkpoint holds only tensors and '
-            f'plain meta: {CONVERT_ADVICE}') from e
-    if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get('state_dict'), dict):
-        raise CheckpointMismatchError(
-            f'{path} is not a converted backbone checkpoint (expected a dict with a '
-            f'"state_dict" of backbone.* tensors); {CONVERT_ADVICE}')
-    return {(k[len(prefix):] if k.startswith(prefix) else k): v
-            for k, v in checkpoint['state_dict'].items()}
+def load_backbone_state_dict(path, module_keys=()):
+    """The backbone tensors of a converted checkpoint (torchvision names): other segmentor
+    parts set aside; an old file's ``backbone.`` prefix stripped with a warning."""
+    state_dict = read_state_dict(
+        path, what='backbone checkpoint', require_state_dict=True,
+        not_found_hint=f'Check model.backbone.checkpoint; to make one from a VISSL '
+                       f'checkpoint, {CONVERT_ADVICE}')
+    state_dict, _ = select_keys(state_dict, None, module_keys)
+    if state_dict and all(k.startswith(OLD_PREFIX) for k in state_dict) and not any(
+            k.startswith(OLD_PREFIX) for k in module_keys):
+        print_log(f'FrozenResNet: {path} has the old layout (every key prefixed '
+                  f'{OLD_PREFIX!r}); read it with the prefix stripped. mmseg\'s init_cfg '
+                  f'Pretrained refuses this layout: convert the pretraining checkpoint again '
+                  f'(tools/convert_checkpoint.py ... --dst-format mmseg)', logger='current',
+                  level=logging.WARNING)
+        state_dict = {k[len(OLD_PREFIX):]: v for k, v in state_dict.items()}
+    return state_dict
 
 
 def check_state_dict(expected, given, path):
     """Raise one :class:`CheckpointMismatchError` listing every missing, unexpected and
     shape-mismatched key of ``given`` against ``expected`` (both name -> tensor)."""
-    missing = sorted(set(expected) - set(given))
-    unexpected = sorted(set(given) - set(expected))
-    mismatched = sorted(f'{k}: checkpoint {tuple(given[k].shape)} vs model '
-                        f'{tuple(expected[k].shape)}' for k in set(expected) & set(given)
-                        if tuple(given[k].shape) != tuple(expected[k].shape))
+    missing, unexpected, mismatched = mismatches(expected, given)
     if missing or unexpected or mismatched:
-        def show(keys):
-            return ', '.join(keys[:12]) + (f', ... ({len(keys)} in all)' if len(keys) > 12
-                                           else '')
         raise CheckpointMismatchError(
-            f'backbone checkpoint {path} does not match the model: '
-            f'{len(missing)} missing keys [{show(missing)}]; '
-            f'{len(unexpected)} unexpected keys [{show(unexpected)}]; '
-            f'{len(mismatched)} shape mismatches [{show(mismatched)}]. Check '
-            f'model.backbone.depth in the config; {CONVERT_ADVICE}')
+            f'backbone {describe_mismatch(path, missing, unexpected, mismatched)}. '
+            f'{old_prefix_hint(expected, given)}Check model.backbone.depth in the config; '
+            f'{CONVERT_ADVICE}')
 
 
 @MODELS.register_module()
@@ -116,10 +108,10 @@ class FrozenResNet(ResNet):
     def init_weights(self):
         super().init_weights()  # the seeded random initialisation (mmseg's ResNet init)
         if self.checkpoint is not None:
-            state_dict = load_backbone_state_dict(self.checkpoint)
-            check_state_dict(self.state_dict(), state_dict, self.checkpoint)
+            expected = self.state_dict()
+            state_dict = load_backbone_state_dict(self.checkpoint, expected)
+            check_state_dict(expected, state_dict, self.checkpoint)
             self.load_state_dict(state_dict, strict=True)
-            from mmengine.logging import print_log
             print_log(f'FrozenResNet: loaded {len(state_dict)} tensors from {self.checkpoint}',
                       logger='current')
 

@@ -4,10 +4,17 @@
 #   python tools/convert_checkpoint.py <run dir>/model_final_checkpoint_phaseN.torch \
 #       work_dirs/vice/vice_deeplabv3plus_r50_mmseg.pth --src-format vice --dst-format mmseg
 #   tools/dist_train.sh configs/mmseg/vice/deeplabv3plus_finetune_cityscapes.py 4 \
-#       --cfg-options load_from=work_dirs/vice/vice_deeplabv3plus_r50_mmseg.pth
+#       --cfg-options model.backbone.init_cfg.checkpoint=work_dirs/vice/vice_deeplabv3plus_r50_mmseg.pth \
+#       model.decode_head.init_cfg.0.checkpoint=work_dirs/vice/vice_deeplabv3plus_r50_mmseg.pth
 #
-# load_from: the converted file (backbone.* + decode_head.*; decode_head.conv_seg is new and
-#     reported missing when loading). The structure below is the one the converter maps to:
+# The converted file holds the ResNet's keys without prefix (mmseg's layout) and the head's
+# under 'decode_head.'. Both parts load it through init_cfg `CheckedPretrained`
+# (mmseg_plugins/checked_pretrained.py), which fails naming every key that does not fit: the
+# backbone takes the unprefixed keys (the decode_head.* ones are set aside), the head those
+# under prefix='decode_head.', where only the new classifier conv_seg may be missing (it keeps
+# mmseg's Normal(0.01) init). Do not use load_from with this file: it expects whole-model names
+# ('backbone.conv1.weight') and, being non-strict, would only log that nothing matched.
+# The structure below is the one the converter maps to:
 #     mmseg's `ResNet` (torchvision stem; the stock deeplabv3plus config's ResNetV1c has a deep
 #     stem with other keys), every 3x3 conv of layer3/4 dilated (contract_dilation=False),
 #     DepthwiseSeparableASPPHead with ViCE's widths and align_corners=True. mmseg's separable
@@ -16,7 +23,6 @@
 # Schedule and data: mmseg's standard DeepLabV3+ Cityscapes recipe (512x1024 crops, 80k
 # iterations, 2 images x 4 GPUs); ViCE's repository records no fine-tuning schedule.
 _base_ = ['../_base_/default_runtime.py']
-load_from = 'work_dirs/vice/vice_deeplabv3plus_r50_mmseg.pth'
 crop_size = (512, 1024)
 norm_cfg = dict(type='SyncBN', requires_grad=True)  # becomes BN without GPU (compat)
 data_preprocessor = dict(
@@ -41,7 +47,8 @@ model = dict(
         norm_cfg=norm_cfg,
         norm_eval=False,
         style='pytorch',
-        zero_init_residual=False),
+        zero_init_residual=False,
+        init_cfg=dict(type='CheckedPretrained', checkpoint='PRETRAIN')),  # set it (top)
     decode_head=dict(
         type='DepthwiseSeparableASPPHead',
         in_channels=2048,
@@ -54,6 +61,10 @@ model = dict(
         num_classes=19,
         norm_cfg=norm_cfg,
         align_corners=True,
+        init_cfg=[
+            dict(type='CheckedPretrained', checkpoint='PRETRAIN', prefix='decode_head.',
+                 allow_missing=['conv_seg.']),
+            dict(type='Normal', std=0.01, override=dict(name='conv_seg'))],  # mmseg's default
         loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)),
     train_cfg=dict(),
     test_cfg=dict(mode='whole'))
