@@ -90,7 +90,8 @@ def _load_converted(model, dst):
     """Load the file into the whole model by hand (backbone keys carry no prefix in the
     file); returns the tensors under the model's names and the missing / unexpected keys."""
     state = torch.load(dst, map_location='cpu', weights_only=True)['state_dict']
-    state = {(k if k.startswith('decode_head.') else f'backbone.{k}'): v for k, v in state.items()}
+    state = {(k if k.startswith('decode_head.') else f'backbone.{k}'): v
+             for k, v in state.items()}
     result = model.load_state_dict(state, strict=False)
     return state, sorted(result.missing_keys), sorted(result.unexpected_keys)
 

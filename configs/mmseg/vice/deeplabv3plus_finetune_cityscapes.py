@@ -3,9 +3,10 @@
 #
 #   python tools/convert_checkpoint.py <run dir>/model_final_checkpoint_phaseN.torch \
 #       work_dirs/vice/vice_deeplabv3plus_r50_mmseg.pth --src-format vice --dst-format mmseg
+#   CKPT=work_dirs/vice/vice_deeplabv3plus_r50_mmseg.pth
 #   tools/dist_train.sh configs/mmseg/vice/deeplabv3plus_finetune_cityscapes.py 4 \
-#       --cfg-options model.backbone.init_cfg.checkpoint=work_dirs/vice/vice_deeplabv3plus_r50_mmseg.pth \
-#       model.decode_head.init_cfg.0.checkpoint=work_dirs/vice/vice_deeplabv3plus_r50_mmseg.pth
+#       --cfg-options model.backbone.init_cfg.checkpoint=$CKPT \
+#       model.decode_head.init_cfg.0.checkpoint=$CKPT
 #
 # The converted file holds the ResNet's keys without prefix (mmseg's layout) and the head's
 # under 'decode_head.'. Both parts load it through init_cfg `CheckedPretrained`
