@@ -170,11 +170,11 @@ def sample_crop(width, height, scale, ratio, rng):
         w, h, _ = _draw_size(width, height, scale, ratio, rng)
         if 0 < w <= width and 0 < h <= height:
             return _place(width, height, w, h, rng)
-    in_ratio = width / height  # centre crop, aspect clamped to ratio
+    in_ratio = width / height  # centre crop, aspect clamped to ratio (at least 1 px)
     if in_ratio < min(ratio):
-        w, h = width, int(round(width / min(ratio)))
+        w, h = width, max(1, int(round(width / min(ratio))))
     elif in_ratio > max(ratio):
-        w, h = int(round(height * max(ratio))), height
+        w, h = max(1, int(round(height * max(ratio)))), height
     else:
         w, h = width, height
     x0, y0 = (width - w) // 2, (height - h) // 2

@@ -53,7 +53,7 @@ from vissl.data import DATA_SOURCES_WITH_SUBSET_SUPPORT, DATASET_SOURCE_MAP
 from vissl.data.ssl_dataset import GenericSSLDataset
 
 from vissl_plugins.data.dataset_types import register_dataset_type
-from vissl_plugins.data.image_files import ImageFileError
+from vissl_plugins.data.image_files import read_source_image
 from densessl.vice.context_masks import (choose_preserved_ids, fill_noise, masked_regions,
                                               sample_mask_rectangles)
 from densessl.vice.superpixels import slic_superpixels
@@ -224,19 +224,6 @@ def seeded_global_rngs(seed):
             np.random.set_state(np_state)
 
 
-def image_name(source, index):
-    """The file behind ``source[index]`` where the source knows it, for error messages."""
-    paths = getattr(source, 'image_paths', None)
-    if paths is None:
-        paths = getattr(source, 'image_dataset', None)
-        paths = getattr(paths, 'samples', paths)  # disk_folder: ImageFolder.samples
-    try:
-        entry = paths[index]
-        return str(entry[0] if isinstance(entry, tuple) else entry)
-    except (TypeError, IndexError, KeyError):
-        return f'{type(source).__name__}[{index}]'
-
-
 @register_dataset_type('dense_ssl_dataset')
 class DenseSSLDataset(GenericSSLDataset):
     """ViCE's dataset type (see the module docstring). Built as ``cls(cfg=cfg, split=split)``."""
@@ -267,22 +254,7 @@ class DenseSSLDataset(GenericSSLDataset):
 
     def load_image(self, idx):
         """``(PIL RGB image, file name)`` of sample ``idx`` (``DATA_LIMIT`` subsets applied)."""
-        subset_idx = idx
-        if self.data_limit >= 0 and self._can_random_subset_data_sources():
-            if not self._subset_initialized:
-                self._init_image_and_label_subset()
-            subset_idx = int(self.image_and_label_subset[idx])
-        source = self.data_objs[0]
-        image, valid = source[subset_idx]
-        name = image_name(source, subset_idx)
-        if not valid:
-            raise ImageFileError(f'data source {self.data_sources[0]} could not load image {name} '
-                                 f'(sample {idx}): the file is missing or corrupt. Replace it or '
-                                 f'remove it from the data set / file list.')
-        if not isinstance(image, Image.Image):
-            raise TypeError(f'data source {self.data_sources[0]} returned {type(image).__name__} '
-                            f'for {name}; dense_ssl_dataset needs PIL images')
-        return (image if image.mode == 'RGB' else image.convert('RGB')), name
+        return read_source_image(self, idx, 'dense_ssl_dataset')
 
     def photometric(self, images, rng):
         """(V, 3, S, S) float: VISSL's ``TRANSFORMS`` applied to each view independently."""
