@@ -1,22 +1,30 @@
 """The conversion report: a JSON-able dict, printed as a few lines.
 
 Keys: ``status`` ('written' | 'written_with_warnings' | 'refused'), ``source_format``,
+``format_detection`` (``--src-format auto``: 'format: the keys that decided'; else None),
 ``source_path``, ``dst_format``, ``dst_path``, ``arch``, ``arch_from`` ('given' | 'detected'
 | 'closest match'), ``structure`` (e.g. 'basic blocks 2-2-2-2'), ``num_source_tensors``,
 ``num_expected`` (required target keys), ``num_matched``, ``fc`` ('kept' | 'dropped' |
 'absent'), ``dropped_keys``, ``missing_keys``, ``unexpected_keys``, ``shape_mismatches``
 ([{'key', 'shape', 'expected'}]), ``notes``, ``warnings``, ``written``.
+
+Printed: the source and target, the detected format (auto), the arch, one line of counts
+(read / matched / required), then dropped, missing, unexpected and shape-mismatched keys,
+each with its count, the notes (which encoder was taken, what was dropped by group, a
+trusted ``weights_only=False`` load, ...), warnings and the status.
 """
 from converters.canonical_resnet import is_fc
 
 LIST_LIMIT = 10
 
 
-def build_report(ckpt, dst_path, dst_format, arch_from, structure, output, diff):
+def build_report(ckpt, dst_path, dst_format, arch_from, structure, output, diff,
+                 format_detection=None):
     source_fc = any(is_fc(k) for k in ckpt.state_dict)
     written_fc = any(is_fc(k) for k in output.state_dict)
     return {
-        'status': None, 'source_format': ckpt.source_format, 'source_path': ckpt.source_path,
+        'status': None, 'source_format': ckpt.source_format,
+        'format_detection': format_detection, 'source_path': ckpt.source_path,
         'dst_format': dst_format, 'dst_path': dst_path,
         'arch': ckpt.arch, 'arch_from': arch_from, 'structure': structure,
         'num_source_tensors': len(ckpt.state_dict) + len(ckpt.extra_keys()),
@@ -79,11 +87,13 @@ def refusal_message(report):
 def format_report(report):
     """The report as printable lines."""
     lines = [f"convert: {report['source_format']} {report['source_path']} -> "
-             f"{report['dst_format']} {report['dst_path']}",
-             f"  arch: {report['arch']} ({report['arch_from']}; keys look like "
-             f"{report['structure']})",
-             f"  tensors: {report['num_source_tensors']} read, {report['num_matched']} matched "
-             f"({report['num_expected']} required by the target); fc: {report['fc']}"]
+             f"{report['dst_format']} {report['dst_path']}"]
+    if report.get('format_detection'):
+        lines.append(f"  format: auto-detected {report['format_detection']}")
+    lines += [f"  arch: {report['arch']} ({report['arch_from']}; keys look like "
+              f"{report['structure']})",
+              f"  tensors: {report['num_source_tensors']} read, {report['num_matched']} matched "
+              f"({report['num_expected']} required by the target); fc: {report['fc']}"]
     dropped = report['dropped_keys']
     lines.append(f"  dropped ({len(dropped)}): {summarise(dropped) if dropped else '-'}")
     for name, key in (('missing', 'missing_keys'), ('unexpected', 'unexpected_keys')):

@@ -363,7 +363,7 @@ def test_a_registered_reader_joins_every_writer(r18, tmp_path):
                'projector.weight': torch.randn(8, 512)}
         src = _save(raw, tmp_path / 'in.pth')
         for dst_format in WRITERS:
-            report = convert(src, str(tmp_path / f'{dst_format}.pth'), 'test_encoder',
+            report = convert(src, str(tmp_path / f'{dst_format}.pkl'), 'test_encoder',
                              dst_format, log=_quiet)
             assert report['status'] == 'written'
             assert report['dropped_keys'] == ['projector.weight']
