@@ -407,7 +407,7 @@ def test_vissl_dataloader_with_two_workers_matches_one_process(tiny_scenes):
     sample = construct_sample_for_model(parallel[0], task)
     assert sample['input'].shape == (8, 3, 32, 32)
     assert sample['target'].shape == (4, 2, 5) and sample['target'].dtype == torch.float32
-    assert sample['target'].size(0) == 4  # VISSL's train step averages over target.size(0)
+    assert sample['target'].size(0) == 4  # VISSL weights the logged loss by target.size(0)
     assert sample['data_valid'][0].shape == (4,)  # VISSL copies the key's list over it
 
 

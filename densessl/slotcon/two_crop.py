@@ -40,6 +40,14 @@ applied are deterministic. A sample is therefore a pure function of the generato
 (the data set seeds it with ``(seed, epoch, index)``), and the global RNGs are never touched.
 Every coin flip draws ``rng.random()`` even when its probability is 0 or 1, so changing a
 probability does not shift the stream of the other decisions.
+
+Differences from the original (CVMI-Lab/SlotCon data/transforms.py), all deliberate:
+
+- a pair without overlap is redrawn instead of returned with an inverted box (above);
+- all draws come from the injected generator (the original mixes Python's ``random``,
+  torchvision's torch-global draws and ``torch.rand``); the distributions are the same;
+- the centre-crop fallback of a crop keeps at least 1 px per side (torchvision's can round a
+  side of a very thin image to 0 px).
 """
 import dataclasses
 import math

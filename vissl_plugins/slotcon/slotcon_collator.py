@@ -8,11 +8,14 @@ Batch of B samples of S x S px (the contract with SlotCon's VISSL model and loss
 
 VISSL's train step (``construct_sample_for_model``) turns this into ``sample['input']`` =
 the (2B, 3, S, S) tensor (rows ``v * B + b``) and ``sample['target']`` = the (B, 2, 5) tensor,
-whose ``size(0)`` = B images is what VISSL averages the loss over. In ``target[b, v]``,
+whose ``size(0)`` = B images is the weight VISSL gives this step's loss in its logged
+averages (``task.losses``). In ``target[b, v]``,
 ``(x1, y1, x2, y2)`` is the overlap of the two crops of image ``b`` in view ``v``'s
 normalised [0, 1] coordinates, already mirrored when that view is flipped, and ``flipped`` is
 1. or 0.; ``x1 < x2`` and ``y1 < y2`` always hold (densessl/slotcon/two_crop.py). So
 ``align_to_overlap(maps_v, target[:, v, :4], target[:, v, 4] > 0.5)`` aligns view ``v``.
+``data_valid`` and ``data_idx`` are per image (B,); note that VISSL's train step leaves
+``sample['data_valid']`` as the list ``[int64 (B,)]`` (it copies the batch key over its own).
 Select it with ``DATA.TRAIN.COLLATE_FUNCTION: slotcon_collator``.
 """
 import torch
