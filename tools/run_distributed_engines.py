@@ -16,6 +16,7 @@ from vissl.utils.distributed_launcher import launch_distributed, launch_distribu
 from vissl.utils.hydra_config import compose_hydra_configuration, convert_to_attrdict
 
 from vissl_plugins.config_check import check_config_keys, with_plugin_defaults
+from vissl_plugins.slotcon.slotcon_config import infer_slotcon_config
 from vissl_plugins.vice.dense_swav_config import infer_dense_swav_config
 
 
@@ -27,6 +28,7 @@ def main(overrides):
     check_config_keys(cfg)
     args, config = convert_to_attrdict(cfg)
     infer_dense_swav_config(config)  # ViCE: loss sizes from the head and the data (like swav_loss)
+    infer_slotcon_config(config)  # SlotCon: prototypes, grouping temperature, trunk channels
     if config.SLURM.USE_SLURM:
         launch_distributed_on_slurm(engine_name=args.engine_name, cfg=config)
     else:
