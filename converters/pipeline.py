@@ -51,20 +51,23 @@ def _check_output_name(dst, dst_format, writer):
 def _check_options(reader, fmt, options, detected):
     for name in options:
         if name not in reader_options(reader):
-            how = f'the file was detected as {fmt}' if detected else f'--src-format {fmt}'
+            how = (f'the file, auto-detected as {fmt}, has' if detected else
+                   f'--src-format {fmt} reads')
             takes = [f for f, r in READERS.items() if name in reader_options(r)]
             raise ConversionError(
                 f'--{name.replace("_", "-")} applies to --src-format {", ".join(takes)} only '
-                f'(a checkpoint with a student and a teacher encoder); {how} has one encoder')
+                f'(checkpoints with a student and a teacher encoder); {how} a single encoder')
 
 
 def _misfit(fmt, detection):
     return detection is not None and detection.candidates and fmt not in detection.candidates
 
 
-def _fits(detection):
-    return (f'they fit --src-format {detection.format} ({detection.evidence}); pass that, or '
-            f'--src-format auto')
+def _wrong_format(src, fmt, detection, reason=None):
+    message = (f'{src}: --src-format {fmt} does not match the keys: {detection.layout}; they '
+               f'fit --src-format {detection.format} ({detection.evidence}); pass that, or '
+               f'--src-format auto')
+    return ConversionError(message + (f'. The {fmt} reader says: {reason}' if reason else ''))
 
 
 def _read(src, src_format, options, log):
@@ -95,13 +98,10 @@ def _read(src, src_format, options, log):
             ckpt = reader(src, log=log, **options)
         except ConversionError as e:
             if _misfit(fmt, detection):
-                raise ConversionError(f'{e}. The keys do not fit --src-format {fmt}: '
-                                      f'{_fits(detection)}') from e
+                raise _wrong_format(src, fmt, detection, reason=e) from e
             raise
     if _misfit(fmt, detection):
-        raise ConversionError(
-            f'{src}: --src-format {fmt} does not match the keys: {detection.layout}; '
-            f'{_fits(detection)}')
+        raise _wrong_format(src, fmt, detection)
     if detection.format not in (None, fmt):
         ckpt.notes.append(f'the keys fit --src-format {detection.format} best '
                           f'({detection.evidence}); read as {fmt}, as asked')

@@ -10,6 +10,8 @@ from converters.errors import ConversionError
 MODULE = 'module.'  # DataParallel / DistributedDataParallel prefix
 # first component of a torchvision ResNet key (conv1.weight, bn1.*, layerN.*, fc.*)
 _RESNET_ROOT = re.compile(r'^(conv1|bn1|layer[1-4]|fc)$')
+# first components that only say where a key sits (grouped with the next component)
+_WRAPPER_PARTS = ('module', 'loss', 'heads', 'trunk')
 
 
 def strip_prefix(key, prefix):
@@ -59,14 +61,14 @@ def find_state_dict(obj, wrappers):
 def key_group(key):
     """The part of ``key`` that tells where it comes from: the prefix before torchvision
     ResNet names as ``'<prefix><resnet>'`` (``'module.encoder_q.<resnet>'``), otherwise the
-    first component (two after ``module.``) as ``'module.projector_q.*'``."""
+    first component (two after ``module.`` / ``loss.`` / ``heads.`` / ``trunk.``) as
+    ``'module.projector_q.*'``; a key that short stays whole (``'module.queue'``)."""
     parts = key.split('.')
     for i, part in enumerate(parts[:-1]):
         if _RESNET_ROOT.match(part):
             return ''.join(p + '.' for p in parts[:i]) + '<resnet>'
-    depth = 2 if parts[0] == 'module' and len(parts) > 2 else 1
-    head = '.'.join(parts[:depth])
-    return head if len(parts) == depth else head + '.*'
+    depth = 2 if parts[0] in _WRAPPER_PARTS else 1
+    return key if len(parts) <= depth else '.'.join(parts[:depth]) + '.*'
 
 
 def group_keys(keys):
