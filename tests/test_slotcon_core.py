@@ -331,6 +331,20 @@ def test_slotcon_branch_composes_encoder_projector_grouping_and_alignment():
     torch.testing.assert_close(out.aligned_dots, align_to_overlap(dots, boxes, flipped))
 
 
+def test_slotcon_branch_in_channels_last_layout_gives_the_same_outputs():
+    torch.manual_seed(0)
+    branch = SlotConBranch(nn.Conv2d(3, 8, 3, stride=4, padding=1), DINOHead2d(8, 16, 4),
+                           SemanticGrouping(6, 4))
+    other = SlotConBranch(copy.deepcopy(branch.encoder), copy.deepcopy(branch.projector),
+                          copy.deepcopy(branch.grouping), channels_last=True)
+    assert other.encoder.weight.is_contiguous(memory_format=torch.channels_last)
+    images = torch.randn(2, 3, 20, 20, generator=gen(56))
+    boxes, flipped = torch.tensor([[0.1, 0.2, 0.9, 0.7], [0.0, 0.0, 1.0, 1.0]]), torch.tensor([True, False])
+    out, out_cl = branch(images, boxes, flipped), other(images, boxes, flipped)
+    for name in ('slots', 'dots', 'aligned_dots'):
+        torch.testing.assert_close(getattr(out_cl, name), getattr(out, name), atol=1e-5, rtol=1e-4)
+
+
 # ---------------------------------------------------------------- alignment
 
 IMAGE = 240  # fine grid of the "image" feature map
