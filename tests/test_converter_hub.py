@@ -139,10 +139,11 @@ def slotcon_vissl(student, teacher):
     trunk = _prefixed('_feature_blocks.', _backbone(student))
     loss = _prefixed('momentum_teacher.trunk._feature_blocks.', _backbone(teacher))
     loss.update({'momentum_teacher.heads.0.projector.mlp.0.weight': torch.randn(16, 512, 1, 1),
-                 'momentum_teacher.heads.0.grouping.slot_embed.weight': torch.randn(12, 16),
+                 'momentum_teacher.heads.0.grouping.prototypes.weight': torch.randn(12, 16),
                  'center': torch.zeros(1, 12)})
     heads = {'0.projector.mlp.0.weight': torch.randn(16, 512, 1, 1),
-             '0.grouping.slot_embed.weight': torch.randn(12, 16)}
+             '0.grouping.prototypes.weight': torch.randn(12, 16),
+             '0.predictor.mlp.0.weight': torch.randn(16, 16)}
     return {'phase_idx': 1, 'iteration': 20, 'type': 'consolidated', 'loss': loss,
             'classy_state_dict': {
                 'base_model': {'model': {'trunk': trunk, 'heads': heads}, 'meta': {}},
@@ -377,11 +378,59 @@ def test_slotcon_vissl_teacher_by_default_student_on_request(use_student, dst_fo
         _assert_same(torch.load(dst, weights_only=True), _backbone(expected))
     dropped = report['dropped_keys']
     assert 'heads.0.projector.mlp.0.weight' in dropped and 'loss.center' in dropped
-    assert 'loss.momentum_teacher.heads.0.grouping.slot_embed.weight' in dropped
+    assert 'loss.momentum_teacher.heads.0.grouping.prototypes.weight' in dropped
     assert ('trunk._feature_blocks.conv1.weight' in dropped) != use_student
     assert ('loss.momentum_teacher.trunk._feature_blocks.conv1.weight' in dropped) == use_student
     assert any(n.startswith('encoder: the ' + ('student' if use_student else 'teacher'))
                for n in report['notes'])
+
+
+@pytest.mark.parametrize('use_student', [False, True])
+@pytest.mark.parametrize('layout', ['original', 'vissl'])
+def test_slotcon_branch_for_the_evaluation_model(layout, use_student, r18, r18_other, tmp_path):
+    """read_slotcon_branch (tools/viz_slots.py): the encoder plus projector + grouping in
+    densessl.slotcon names, of the teacher unless use_student; the predictor is left out."""
+    from converters.readers.slotcon import read_slotcon_branch
+    build = slotcon_original if layout == 'original' else slotcon_vissl
+    ckpt = build(r18, r18_other)  # student r18, teacher r18_other
+    src = _save(ckpt, tmp_path / 'slotcon.pth')
+    resnet, head = read_slotcon_branch(src, use_student=use_student, log=_quiet)
+    _assert_same(resnet, _backbone(r18 if use_student else r18_other))
+    if layout == 'original':
+        state, side = ckpt['model'], 'q' if use_student else 'k'
+        expected = {'projector.' + k[len(f'module.projector_{side}.'):]: v for k, v in
+                    state.items() if k.startswith(f'module.projector_{side}.')}
+        expected['grouping.prototypes.weight'] = state[f'module.grouping_{side}.slot_embed.weight']
+    else:
+        source = (ckpt['classy_state_dict']['base_model']['model']['heads'] if use_student
+                  else ckpt['classy_state_dict']['loss'])
+        prefix = '0.' if use_student else 'momentum_teacher.heads.0.'
+        expected = {k[len(prefix):]: v for k, v in source.items()
+                    if k.startswith(prefix) and '.predictor.' not in '.' + k[len(prefix):]}
+    assert sorted(head) == sorted(expected) and 'grouping.prototypes.weight' in head
+    assert all(torch.equal(head[k], v) for k, v in expected.items())
+    assert not any(k.startswith('predictor.') for k in head)
+    backbone_only = _save(_prefixed('encoder_k.', _backbone(r18)), tmp_path / 'backbone.pth')
+    with pytest.raises(ConversionError, match='no SlotCon teacher projector / grouping'):
+        read_slotcon_branch(backbone_only, log=_quiet)
+
+
+def test_slotcon_branch_of_an_original_checkpoint_builds_the_evaluation_model(r18, tmp_path):
+    """SlotCon's own names (projector_k.mlp.*, grouping_k.slot_embed) land on
+    densessl.slotcon's DINOHead2d / SemanticGrouping, every key checked by the model."""
+    from converters.readers.slotcon import read_slotcon_branch
+    from densessl.slotcon.eval_model import SlotConEvalModel
+    from densessl.slotcon.grouping import SemanticGrouping
+    from densessl.slotcon.projector import DINOHead2d
+    torch.manual_seed(0)
+    projector, grouping = DINOHead2d(512, 32, 16), SemanticGrouping(6, 16)
+    state = _prefixed('module.encoder_k.', _backbone(r18))
+    state.update(_prefixed('module.projector_k.', projector.state_dict()))
+    state['module.grouping_k.slot_embed.weight'] = grouping.prototypes.weight.detach()
+    src = _save({'args': argparse.Namespace(arch='resnet18'), 'model': state}, tmp_path / 'c.pth')
+    model = SlotConEvalModel.from_state_dicts(*read_slotcon_branch(src, log=_quiet))
+    assert model.num_prototypes == 6
+    assert torch.equal(model.projector.mlp[6].weight, projector.mlp[6].weight)
 
 
 def test_slotcon_without_teacher_is_one_error_pointing_to_use_student(r18, r18_other, tmp_path):

@@ -29,10 +29,13 @@ convert_pretrain_to_mm.py``) export the **teacher**, and so does this reader unl
 Everything but the chosen encoder is dropped and reported by group. A checkpoint without
 the teacher is one error that names the file and points to ``--use-student`` (or to another
 format).
+
+``read_slotcon_branch(path, use_student=False)`` also returns the branch's projector and
+grouping (for ``tools/viz_slots.py``'s evaluation model).
 """
 from converters.canonical import CanonicalCheckpoint
 from converters.errors import ConversionError
-from converters.loading import load, trusted_note
+from converters.loading import load, preloaded, trusted_note
 from converters.readers import register_reader
 from converters.readers.common import (MODULE, find_state_dict, group_keys, require_tensors,
                                        show_keys, strip_prefix)
@@ -157,3 +160,61 @@ def read_slotcon(path, log=print, use_student=False):
     if loaded.trusted_detail:
         notes.append(trusted_note(path, loaded.trusted_detail))
     return CanonicalCheckpoint(state_dict, 'slotcon', path, dropped_keys=dropped, notes=notes)
+
+
+HEAD_PREFIXES = {False: 'momentum_teacher.heads.0.', True: '0.'}  # VISSL: teacher, student
+PREDICTOR = 'predictor.'
+
+
+def _vissl_head(obj, use_student):
+    if use_student:
+        source = obj['classy_state_dict']['base_model']['model'].get('heads')
+    else:
+        source = obj['classy_state_dict'].get('loss')
+    prefix = HEAD_PREFIXES[use_student]
+    head = {}
+    for key, value in (source or {}).items():
+        bare = strip_prefix(key, MODULE)
+        if bare.startswith(prefix) and not bare[len(prefix):].startswith(PREDICTOR):
+            head[bare[len(prefix):]] = value
+    return head
+
+
+def _original_head(obj, use_student):
+    side = 'q' if use_student else 'k'
+    state, _, _ = find_state_dict(obj, WRAPPERS)
+    head = {}
+    for key, value in (state or {}).items():
+        bare = strip_prefix(key, MODULE)
+        if bare.startswith(f'projector_{side}.'):
+            head['projector.' + bare[len(f'projector_{side}.'):]] = value
+        elif bare == f'grouping_{side}.slot_embed.weight':
+            head['grouping.prototypes.weight'] = value
+    return head
+
+
+def read_slotcon_branch(path, use_student=False, log=print):
+    """One SlotCon branch as its evaluation model holds it (``SlotConEval``: encoder,
+    projector, grouping), the teacher unless ``use_student``.
+
+    Returns ``(resnet_state, head_state)``: the encoder in torchvision names (as
+    ``read_slotcon`` gives it) and the head in ``densessl.slotcon`` names
+    (``projector.mlp.{0,1,3,4,6}.*``, ``grouping.prototypes.weight``; SlotCon's
+    ``projector_k.mlp.*`` / ``grouping_k.slot_embed.weight``, or VISSL's
+    ``momentum_teacher.heads.0.*`` without the predictor). Keys are not checked here (the
+    model built from them checks every one). Raises ``ConversionError`` when the file has no
+    such head (backbone-only files).
+    """
+    loaded = load(path, 'slotcon', trusted_pickle=True, log=log)
+    with preloaded(path, loaded):
+        ckpt = read_slotcon(path, log=log, use_student=use_student)
+    vissl = isinstance(loaded.obj, dict) and 'classy_state_dict' in loaded.obj
+    head = (_vissl_head if vissl else _original_head)(loaded.obj, use_student)
+    if not head:
+        role, _ = ENCODERS[use_student]
+        where = (f'{HEAD_PREFIXES[use_student]}* in the VISSL checkpoint' if vissl else
+                 f'projector_{"q" if use_student else "k"}.* / grouping_* keys')
+        raise ConversionError(
+            f'{path}: no SlotCon {role} projector / grouping ({where}); backbone-only files '
+            f'hold the encoder alone: use a full SlotCon checkpoint')
+    return ckpt.state_dict, head
