@@ -156,13 +156,21 @@ class SlotConLoss(ClassyLoss):
             self.load_teacher_state(teacher_state)
 
     def load_teacher_state(self, teacher_state):
-        """Load a teacher state dict (keys without ``momentum_teacher.``), every key checked."""
-        missing, unexpected = self.momentum_teacher.load_state_dict(teacher_state, strict=False)
-        if missing or unexpected:
+        """Load a teacher state dict (keys without ``momentum_teacher.``); every key and shape
+        is checked first, and a mismatch fails naming the keys."""
+        own = self.momentum_teacher.state_dict()
+        missing = sorted(set(own) - set(teacher_state))
+        unexpected = sorted(set(teacher_state) - set(own))
+        mismatched = sorted(f'{TEACHER_PREFIX}{k} {tuple(teacher_state[k].shape)} vs '
+                            f'{tuple(own[k].shape)}' for k in set(own) & set(teacher_state)
+                            if tuple(own[k].shape) != tuple(teacher_state[k].shape))
+        if missing or unexpected or mismatched:
             raise SlotConCheckpointError(
                 f'slotcon_loss checkpoint: the teacher does not fit this run\'s model: missing '
                 f'{[TEACHER_PREFIX + k for k in missing][:10]} ({len(missing)}), unexpected '
-                f'{[TEACHER_PREFIX + k for k in unexpected][:10]} ({len(unexpected)})')
+                f'{[TEACHER_PREFIX + k for k in unexpected][:10]} ({len(unexpected)}), shape '
+                f'(checkpoint vs model) {mismatched[:10]} ({len(mismatched)})')
+        self.momentum_teacher.load_state_dict(teacher_state)
         self.pending_teacher_state = None
 
     # ---- loss -------------------------------------------------------------------------------
