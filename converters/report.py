@@ -9,11 +9,12 @@ Keys: ``status`` ('written' | 'written_with_warnings' | 'refused'), ``source_for
 ([{'key', 'shape', 'expected'}]), ``notes``, ``warnings``, ``written``.
 
 Printed: the source and target, the detected format (auto), the arch, one line of counts
-(read / matched / required), then dropped, missing, unexpected and shape-mismatched keys,
-each with its count, the notes (which encoder was taken, what was dropped by group, a
-trusted ``weights_only=False`` load, ...), warnings and the status.
+(read / matched / required), then the dropped (more than ten: by group), missing,
+unexpected and shape-mismatched keys, each with its count, the notes (which encoder was
+taken, a trusted ``weights_only=False`` load, ...), warnings and the status.
 """
 from converters.canonical_resnet import is_fc
+from converters.readers.common import group_keys
 
 LIST_LIMIT = 10
 
@@ -95,7 +96,11 @@ def format_report(report):
               f"  tensors: {report['num_source_tensors']} read, {report['num_matched']} matched "
               f"({report['num_expected']} required by the target); fc: {report['fc']}"]
     dropped = report['dropped_keys']
-    lines.append(f"  dropped ({len(dropped)}): {summarise(dropped) if dropped else '-'}")
+    if len(dropped) > LIST_LIMIT:  # by group, e.g. module.encoder_q.<resnet> (318)
+        shown = f'{group_keys(dropped)} (every key in --report-json)'
+    else:
+        shown = summarise(dropped) if dropped else '-'
+    lines.append(f"  dropped ({len(dropped)}): {shown}")
     for name, key in (('missing', 'missing_keys'), ('unexpected', 'unexpected_keys')):
         keys = report[key]
         lines.append(f'  {name} ({len(keys)}): {summarise(keys) if keys else "-"}')

@@ -346,6 +346,12 @@ def test_slotcon_original_teacher_by_default_student_on_request(use_student, r18
     assert f'module.{other}.conv1.weight' in report['dropped_keys']
     assert 'module.center' in report['dropped_keys']
     assert 'module.predictor_slot.mlp.0.weight' in report['dropped_keys']
+    # more than ten dropped keys are printed by group
+    (dropped_line,) = [line for line in lines if line.startswith('  dropped (')]
+    assert dropped_line.startswith(f"  dropped ({len(report['dropped_keys'])}): "
+                                   f"module.{'encoder_k' if use_student else 'encoder_q'}"
+                                   f".<resnet> (120), ")
+    assert 'module.center (1)' in dropped_line
     # the Namespace pickle: loaded with weights_only=False as trusted input, said in the report
     trusted = [n for n in report['notes'] if 'weights_only=False' in n]
     assert trusted and 'argparse.Namespace' in trusted[0] and 'trusted input' in trusted[0]

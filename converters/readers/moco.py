@@ -61,9 +61,8 @@ def read_moco(path, log=print):
             dropped.append(key)
     shown = (MODULE if any(k.startswith(MODULE) for k in state) else '') + prefix
     notes = [f'encoder: the MoCo query encoder ({shown}*, {len(state_dict)} tensors)']
-    if dropped:
-        notes.append(f'dropped: {group_keys(dropped)} (the fc.* of the query encoder is '
-                     f'MoCo\'s projection head, not a classifier)')
+    if any(strip_prefix(k, MODULE).startswith(head) for k in dropped):
+        notes.append(f'{shown}fc.* dropped: MoCo\'s projection head, not a classifier')
     if loaded.trusted_detail:
         notes.append(trusted_note(path, loaded.trusted_detail))
     if isinstance(loaded.obj.get('arch'), str):

@@ -104,8 +104,6 @@ def _read_vissl(obj, path, use_student):
                    f'{len(state_dict)} tensors)')
     notes = [f'encoder: {encoder}',
              "densessl VISSL SlotCon checkpoint; training state (optimizer, meters) ignored"]
-    if dropped:
-        notes.append(f'dropped: {group_keys(dropped)}')
     return state_dict, dropped, notes
 
 
@@ -139,8 +137,6 @@ def _read_original(obj, path, use_student):
             f'{group_keys(state)}); {advice}')
     shown = (MODULE if any(k.startswith(MODULE + prefix) for k in state) else '') + prefix
     notes = [f'encoder: the {role} ({shown}* in {where}, {len(state_dict)} tensors)']
-    if dropped:
-        notes.append(f'dropped: {group_keys(dropped)}')
     args = obj.get('args') if isinstance(obj, dict) else None
     if getattr(args, 'arch', None):
         notes.append(f'the checkpoint\'s args name its arch {args.arch!r}')

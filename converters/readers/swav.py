@@ -16,8 +16,8 @@ from converters.canonical import CanonicalCheckpoint
 from converters.errors import ConversionError
 from converters.loading import load_checkpoint
 from converters.readers import register_reader
-from converters.readers.common import (MODULE, find_state_dict, group_keys, require_tensors,
-                                       show_keys, strip_prefix)
+from converters.readers.common import (MODULE, find_state_dict, require_tensors, show_keys,
+                                       strip_prefix)
 
 WRAPPERS = ('state_dict',)
 HEAD_PREFIXES = ('projection_head.', 'prototypes')
@@ -48,8 +48,8 @@ def read_swav(path, log=print):
     notes = []
     if any(k.startswith(MODULE) for k in state):
         notes.append("stripped the 'module.' prefix")
-    notes.append(f'dropped SwAV heads: {group_keys(dropped)}' if dropped else
-                 'no SwAV projection head / prototypes in the file')
+    if not dropped:
+        notes.append('no SwAV projection head / prototypes in the file')
     if other:
         notes.append(f'ignored top-level entries: {show_keys(other)}')
     return CanonicalCheckpoint(state_dict, 'swav', path, dropped_keys=dropped, notes=notes)
