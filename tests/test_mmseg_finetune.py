@@ -316,16 +316,34 @@ def _stand_in_tree(kind, root):
 @pytest.mark.parametrize('kind,path', [('voc', VOC), ('cityscapes', CITYSCAPES),
                                        ('ade20k', ADE20K)])
 def test_real_config_one_iteration_through_train_py(kind, path, tmp_path):
-    """The protocol config as it ships (ResNet-50, its crops and pipeline, its data set class)
-    for one iteration at batch 1, from a converted torchvision ResNet-50."""
+    """The protocol config as it ships (ResNet-50, its pipelines, its data set class) for one
+    iteration at batch 1 from a converted torchvision ResNet-50, then its validation; only the
+    sizes are made small (65x65 crops and sliding windows, images resized to ~64 px) so that
+    ResNet-50 fits the test budget on CPU."""
     dst = _convert(_torchvision_resnet(50), tmp_path, 'r50')
-    options = _stand_in_tree(kind, str(tmp_path / kind)) + [
+    train = _config(path).train_dataloader.dataset
+    pipelines = ([f'train_dataloader.dataset.datasets.{i}.pipeline'
+                  for i in range(len(train.datasets))] if 'datasets' in train
+                 else ['train_dataloader.dataset.pipeline'])
+    small = ['model.data_preprocessor.size=(65,65)']
+    for key in pipelines:
+        pipeline = train.datasets[0].pipeline if 'datasets' in train else train.pipeline
+        assert [t.type for t in pipeline[2:4]] == ['RandomResize', 'RandomCrop']
+        small += [f'{key}.2.scale=(256,64)', f'{key}.3.crop_size=(65,65)']
+    assert _config(path).val_dataloader.dataset.pipeline[1].type == 'Resize'
+    small.append('val_dataloader.dataset.pipeline.1.scale=(128,64)')
+    if kind == 'cityscapes':  # sliding windows over the 64x85 image
+        small += ['model.test_cfg.crop_size=(65,65)', 'model.test_cfg.stride=(43,43)']
+    options = _stand_in_tree(kind, str(tmp_path / kind)) + small + [
         f'model.backbone.init_cfg.checkpoint={dst}', 'train_cfg.max_iters=1',
-        'train_cfg.val_interval=1000', 'train_dataloader.batch_size=1',
-        'train_dataloader.num_workers=0', 'train_dataloader.persistent_workers=False']
+        'train_dataloader.batch_size=1', 'val_dataloader.num_workers=0',
+        'val_dataloader.persistent_workers=False',
+        'train_dataloader.num_workers=0', 'train_dataloader.persistent_workers=False',
+        'default_hooks.logger.interval=1']
     _, log = _run([PYTHON, 'tools/train.py', path, '--work-dir', str(tmp_path / 'work'),
                    '--cfg-options', *options], _env())
-    assert f'CheckedPretrained: loaded 320 of 320 tensors of ResNet from {dst}' in log
+    assert f'CheckedPretrained: loaded 318 of 318 tensors of ResNet from {dst}' in log
     (loss,) = _losses(log)
     assert np.isfinite(loss)
     assert osp.exists(tmp_path / 'work' / 'iter_1.pth')
+    assert osp.exists(tmp_path / 'work' / 'metrics_val.json')  # validation ran (mIoU table)
