@@ -12,9 +12,12 @@ Config::
     OPTIMIZER:
       name: slotcon_lars
       momentum: 0.9
-      eta: 0.001            # trust coefficient (optional, default 0.001)
       weight_decay: 0.00001
       param_schedulers: {lr: ...}   # VISSL's schedulers set lr every step
+
+The trust coefficient eta is SlotCon's 0.001. ``from_config`` reads ``OPTIMIZER.eta`` if a
+config has it, but that is not a declared VISSL key, so vissl_plugins.config_check refuses it
+in YAMLs and overrides (add it to a defaults.yaml first if another value is ever needed).
 """
 from typing import Any, Dict
 
