@@ -249,6 +249,17 @@ def test_d2_report_counts_drops_and_notes(r18, tmp_path):
     _assert_d2_round_trip(_load_d2(tmp_path / 'r18.pkl')['model'], r18)
 
 
+def test_d2_writes_bfloat16_as_float32_and_says_so(r18, tmp_path):
+    source = {k: v.to(torch.bfloat16) if v.is_floating_point() else v for k, v in r18.items()}
+    src = _save(source, tmp_path / 'bf16.pth')
+    report = convert(src, str(tmp_path / 'out.pkl'), 'torchvision', 'd2', log=_quiet)
+    assert any(n.startswith('100 bfloat16 tensors written as float32') for n in report['notes'])
+    model = _load_d2(tmp_path / 'out.pkl')['model']
+    assert model['stem.conv1.weight'].dtype == np.float32
+    assert torch.equal(torch.from_numpy(model['res5.1.conv2.norm.running_var']),
+                       source['layer4.1.bn2.running_var'].float())
+
+
 def test_d2_output_must_be_a_pkl_and_nothing_is_read_or_written_otherwise(r18, tmp_path):
     src = _save(r18, tmp_path / 'r18.pth')
     with pytest.raises(ConversionError, match=r'out\.pth: --dst-format d2 files must be named '
@@ -512,6 +523,8 @@ def test_detect_format_candidates_and_unknown_layouts(r18, r18_other):
     assert detect_format(_prefixed('encoder_k.', _backbone(r18))).format == 'slotcon'
     assert detect_format({'encoder.weight': torch.zeros(1)}).format is None
     assert detect_format([1, 2]).format is None
+    assert detect_format({0: torch.zeros(1), 'conv1.weight': torch.zeros(1)}).format == \
+        'torchvision'  # keys that are not strings do not break the description
 
 
 def test_auto_on_an_unknown_layout_names_the_keys(tmp_path):

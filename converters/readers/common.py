@@ -63,12 +63,12 @@ def key_group(key):
     ResNet names as ``'<prefix><resnet>'`` (``'module.encoder_q.<resnet>'``), otherwise the
     first component (two after ``module.`` / ``loss.`` / ``heads.`` / ``trunk.``) as
     ``'module.projector_q.*'``; a key that short stays whole (``'module.queue'``)."""
-    parts = key.split('.')
+    parts = str(key).split('.')
     for i, part in enumerate(parts[:-1]):
         if _RESNET_ROOT.match(part):
             return ''.join(p + '.' for p in parts[:i]) + '<resnet>'
     depth = 2 if parts[0] in _WRAPPER_PARTS else 1
-    return key if len(parts) <= depth else '.'.join(parts[:depth]) + '.*'
+    return str(key) if len(parts) <= depth else '.'.join(parts[:depth]) + '.*'
 
 
 def group_keys(keys):

@@ -56,7 +56,8 @@ def vissl_teacher_keys(loss_state):
     """Keys of a VISSL loss state that belong to the SlotCon teacher trunk."""
     if not isinstance(loss_state, dict):
         return []
-    return [k for k in loss_state if strip_prefix(k, MODULE).startswith(VISSL_TEACHER)]
+    return [k for k in loss_state
+            if isinstance(k, str) and strip_prefix(k, MODULE).startswith(VISSL_TEACHER)]
 
 
 def _nested(obj, keys, path):

@@ -42,6 +42,8 @@ import functools
 import pickle
 import re
 
+import torch
+
 from densessl.atomic_io import atomic_write
 
 from converters.canonical_resnet import STRUCTURES, check_arch, is_fc
@@ -122,14 +124,20 @@ def save_d2_pickle(payload, path):
 
 @register_writer('d2', required_suffix=SUFFIX)
 def write_d2(ckpt):
-    model, fc, counters = {}, [], []
+    model, fc, counters, widened = {}, [], [], []
     for key, value in ckpt.state_dict.items():
         name = d2_name(key)
-        if name is not None:
-            model[name] = value.detach().cpu().numpy()
-        else:
+        if name is None:
             (fc if is_fc(key) else counters).append(key)
+            continue
+        if value.dtype == torch.bfloat16:  # numpy has no bfloat16
+            value = value.float()
+            widened.append(key)
+        model[name] = value.detach().cpu().numpy()
     notes = []
+    if widened:
+        notes.append(f'{len(widened)} bfloat16 tensors written as float32 (numpy has no '
+                     f'bfloat16), e.g. {widened[0]}')
     if fc:
         notes.append(f'fc.* dropped ({len(fc)} tensors): a detectron2 backbone has no '
                      f'classifier')
