@@ -218,6 +218,20 @@ def test_hook_restores_a_checkpointed_teacher_instead_of_copying_the_student():
     torch.testing.assert_close(resumed.loss.center, saved['center'])
 
 
+@pytest.mark.parametrize('device,convert,synced', [('gpu', True, True), ('gpu', False, False),
+                                                   ('cpu', True, False)])
+def test_teacher_gets_syncbn_exactly_when_vissl_converts_the_student(device, convert, synced):
+    from vissl_plugins.slotcon.slotcon_hooks import build_teacher
+    model, config = _tiny_model()
+    config.MACHINE.DEVICE = device
+    config.MODEL.SYNC_BN_CONFIG.update(CONVERT_BN_TO_SYNC_BN=convert, SYNC_BN_TYPE='pytorch',
+                                       GROUP_SIZE=0)
+    teacher = build_teacher(_fake_task(model, config, max_iteration=1))
+    kinds = {type(m) for m in teacher.modules()}
+    assert (torch.nn.SyncBatchNorm in kinds) == synced
+    assert (torch.nn.BatchNorm2d in kinds) == (not synced)
+
+
 # ---- config --------------------------------------------------------------------------------
 def _config():
     return {
