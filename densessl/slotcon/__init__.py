@@ -1,8 +1,8 @@
 """SlotCon (Wen et al., NeurIPS 2022, "Self-Supervised Visual Representation Learning with
 Semantic Grouping"), framework-free. Spec: shared/specs/pretrain.md section 2, 6.7, 6.8.
 
-1. Two overlapping crops of an image (boxes of their overlap, h-flip flags) go through a
-   student and an EMA teacher: ResNet encoder -> DINOHead2d projector (``projector``).
+1. Two overlapping crops of an image (boxes of their overlap, h-flip flags; ``two_crop``) go
+   through a student and an EMA teacher: ResNet encoder -> DINOHead2d projector (``projector``).
 2. SemanticGrouping (``grouping``) scores every pixel against K learnable prototypes (cosine)
    and pools one slot per prototype with the softmax (tau 0.07) as soft mask.
 3. The score maps are cut to the crops' overlap and un-flipped (``alignment``).
@@ -23,8 +23,11 @@ from densessl.slotcon.losses import (batch_center, grouping_loss, query_selectio
 from densessl.slotcon.model import SlotConBranch, SlotConViewOutputs
 from densessl.slotcon.momentum import ema_update_, teacher_momentum
 from densessl.slotcon.projector import DINOHead1d, DINOHead2d
+from densessl.slotcon.two_crop import (InvalidTwoCropOption, NoOverlapError, TwoCropOptions,
+                                       TwoCropViews, ViewPhotometric, two_crop_views)
 
-__all__ = ['DINOHead1d', 'DINOHead2d', 'SemanticGrouping', 'SlotConBranch',
-           'SlotConViewOutputs', 'align_to_overlap', 'batch_center', 'ema_update_',
+__all__ = ['DINOHead1d', 'DINOHead2d', 'InvalidTwoCropOption', 'NoOverlapError',
+           'SemanticGrouping', 'SlotConBranch', 'SlotConViewOutputs', 'TwoCropOptions',
+           'TwoCropViews', 'ViewPhotometric', 'align_to_overlap', 'batch_center', 'ema_update_',
            'grouping_loss', 'query_selection', 'slot_contrastive_loss', 'slot_validity',
-           'slotcon_loss', 'teacher_momentum', 'updated_center']
+           'slotcon_loss', 'teacher_momentum', 'two_crop_views', 'updated_center']
