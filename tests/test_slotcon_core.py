@@ -317,6 +317,33 @@ def test_slotcon_loss_composes_the_references_with_the_given_center():
     assert predictor.mlp[0].weight.grad is not None
 
 
+@pytest.mark.parametrize('teacher_images_with_k0', [0, 1])
+def test_slotcon_loss_with_fewer_than_two_queries_skips_the_contrast(teacher_images_with_k0):
+    """Student maps pick prototype 0 everywhere, teacher maps prototype 1 (and prototype 0 on
+    one pixel of the first ``teacher_images_with_k0`` images): 0 or 1 queries per direction,
+    which the predictor's BatchNorm cannot take."""
+    student = [view_outputs(60, requires_grad=True), view_outputs(61, requires_grad=True)]
+    teacher = [view_outputs(62), view_outputs(63)]
+    with torch.no_grad():
+        for view in student:
+            view.dots[:, 0] += 100
+        for view in teacher:
+            view.dots[:, 1] += 100
+            view.dots[:teacher_images_with_k0, 0, 0, 0] += 1000
+    predictor = DINOHead1d(4, 16, 4)
+    running = predictor.mlp[1].running_mean.clone()
+    center = torch.zeros(1, 6)
+    loss, terms = slotcon_loss(student, teacher, predictor, center)
+    assert terms['queries_1to2'] == terms['queries_2to1'] == teacher_images_with_k0
+    assert float(terms['contrastive']) == 0.0
+    expected = 0.5 * sum(ref_grouping_loss(s.aligned_dots.detach(), t.aligned_dots, center, 0.1, 0.07)
+                         for s, t in ((student[0], teacher[1]), (student[1], teacher[0])))
+    assert loss.item() == pytest.approx(expected, rel=1e-5)
+    loss.backward()
+    assert torch.count_nonzero(predictor.mlp[0].weight.grad) == 0
+    torch.testing.assert_close(predictor.mlp[1].running_mean, running)
+
+
 def test_slotcon_branch_composes_encoder_projector_grouping_and_alignment():
     torch.manual_seed(0)
     branch = SlotConBranch(nn.Conv2d(3, 8, 3, stride=4, padding=1), DINOHead2d(8, 16, 4),

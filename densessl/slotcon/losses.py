@@ -146,7 +146,9 @@ def slotcon_loss(student, teacher, predictor, center, group_loss_weight=0.5, stu
     teacher's unaligned dots). Returns (loss, terms): terms holds detached tensors
     ``grouping_1to2``, ``grouping_2to1``, ``contrastive_1to2``, ``contrastive_2to1``,
     ``grouping``, ``contrastive`` (sums over the directions) and the query counts
-    ``queries_1to2``, ``queries_2to1``.
+    ``queries_1to2``, ``queries_2to1``. A direction with fewer than 2 queries (possible with
+    tiny batches) contributes 0 to the contrast, with zero gradients, instead of failing in
+    the predictor's BatchNorm (the original fails there).
     """
     if len(student) != 2 or len(teacher) != 2:
         raise ValueError(f'slotcon_loss expects two views, got {len(student)} student and '
@@ -160,9 +162,16 @@ def slotcon_loss(student, teacher, predictor, center, group_loss_weight=0.5, stu
         key_valid = slot_validity(teach.dots)
         selected = (slot_validity(stud.dots) & key_valid).reshape(-1)
         query_index = selected.nonzero().squeeze(1)
-        queries = predictor(stud.slots.reshape(-1, stud.slots.shape[-1])[query_index])
-        contrast = slot_contrastive_loss(queries, query_index, teach.slots, key_valid,
-                                         contrast_temp, all_gather)
+        rows = stud.slots.reshape(-1, stud.slots.shape[-1])
+        if query_index.numel() < 2 and predictor.training:
+            # BatchNorm1d cannot normalise < 2 rows: no contrast this time, but the gather still
+            # runs (other processes wait for it) and every parameter stays in the graph
+            contrast = slot_contrastive_loss(rows[:0].detach(), query_index[:0], teach.slots,
+                                             key_valid, contrast_temp, all_gather)
+            contrast = contrast + 0.0 * (rows.sum() + sum(p.sum() for p in predictor.parameters()))
+        else:
+            contrast = slot_contrastive_loss(predictor(rows[query_index]), query_index,
+                                             teach.slots, key_valid, contrast_temp, all_gather)
         grouping = grouping + group
         contrastive = contrastive + contrast
         terms[f'grouping_{name}'] = group.detach()
