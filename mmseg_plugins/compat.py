@@ -12,7 +12,8 @@ shows each problem without its fix and checks the fix.
    :func:`adapt_config_for_device` for the DDP wrapper, backend and SyncBN.
 4. ``init_cfg=dict(type='Pretrained')`` only logs keys that do not fit: it becomes the
    checked ``CheckedPretrained`` (``mmseg_plugins.checked_pretrained``), which also runs
-   after the module's children's own init like mmengine's ``Pretrained``.
+   after the module's children's own init like mmengine's ``Pretrained`` (tests:
+   ``tests/test_mmseg_checked_init.py``).
 """
 import logging
 import pickle
