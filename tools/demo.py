@@ -20,7 +20,8 @@ Every step runs the project's real entry point in a subprocess, exactly as a use
    explains why the two random rows differ.
 
 and prints one table (method, backbone, aAcc, mIoU, mAcc), also written to
-OUT/results.{json,md}; for ViCE also pictures of its embeddings (OUT/embeddings_vice/).
+OUT/results.{json,md}; for ViCE also pictures of its embeddings (OUT/embeddings_vice/), for
+SlotCon the top images of its prototypes (OUT/slots_slotcon.png, tools/viz_slots.py).
 How each method goes through these steps is its ``Recipe``.
 Finished steps are skipped on a re-run (an interrupted demo resumes); ``--fresh`` restarts.
 """
@@ -47,8 +48,9 @@ class Recipe:
     pretrain_config: str       # VISSL config name (configs/config/<name>.yaml)
     probe_config: str          # MMSeg config of the linear probe
     backbone: str              # what the probe sees; one random-init row per backbone
-    convert: bool              # VISSL -> mmseg conversion first (ResNet backbones)
+    convert: bool              # checkpoint -> mmseg conversion first (ResNet backbones)
     batch_size: int            # images per pretraining step (20 steps estimate BN statistics)
+    src_format: str = 'vissl'  # tools/convert_checkpoint.py --src-format of its checkpoint
 
     def probe_options(self, vissl_checkpoint, converted):
         """--cfg-options of the probe for this checkpoint (None, None = random init)."""
@@ -65,10 +67,17 @@ RECIPES = {
     'simclr': Recipe('pretrain/simclr/simclr_resnet18_synthetic_cpu',
                      'configs/mmseg/linear_probe/fcn_linear_r18_synthetic.py',
                      'ResNet-18 layer4 (512-d)', convert=True, batch_size=32),
+    'slotcon': Recipe('pretrain/slotcon/slotcon_synthetic_cpu',
+                      'configs/mmseg/linear_probe/fcn_linear_r18_synthetic.py',
+                      'ResNet-18 layer4 (512-d)', convert=True, batch_size=16,
+                      src_format='slotcon'),  # the teacher's ResNet, as SlotCon transfers it
     'vice': Recipe('pretrain/vice/vice_synthetic_cpu',
                    'configs/mmseg/vice/fcn_linear_synthetic.py',
                    'DeepLabV3+ R18 embedding (128-d)', convert=False, batch_size=8),
 }
+
+
+ALL_METHODS = ('slotcon', 'vice', 'simclr')
 
 
 def run(cmd, log_path):
@@ -118,11 +127,11 @@ def pretrain(method, data_root, out, name=None, extra=()):
     return final[-1]
 
 
-def convert(method, vissl_checkpoint, out):
+def convert(method, recipe, vissl_checkpoint, out):
     converted = osp.join(out, f'{method}_resnet18_mmseg.pth')
     if not osp.exists(converted):
         run([sys.executable, 'tools/convert_checkpoint.py', vissl_checkpoint, converted,
-             '--src-format', 'vissl', '--dst-format', 'mmseg',
+             '--src-format', recipe.src_format, '--dst-format', 'mmseg',
              '--report-json', osp.join(out, f'{method}_conversion_report.json')],
             osp.join(out, 'logs', f'convert_{method}.log'))
     return converted
@@ -152,7 +161,7 @@ def linear_probe(name, recipe, backbone_options, data_root, out):
 
 def probe_vissl_checkpoint(name, recipe, vissl_checkpoint, data_root, out):
     """Convert (if the recipe needs it) and probe one VISSL checkpoint; the test metrics."""
-    converted = convert(name, vissl_checkpoint, out) if recipe.convert else None
+    converted = convert(name, recipe, vissl_checkpoint, out) if recipe.convert else None
     return linear_probe(name, recipe, recipe.probe_options(vissl_checkpoint, converted),
                         data_root, out)
 
@@ -166,6 +175,16 @@ def visualise_embeddings(method, recipe, vissl_checkpoint, data_root, out):
              '--config', recipe.vissl_yaml(), '--checkpoint', vissl_checkpoint,
              '--out', folder, '--num-images', '4', '--size', '0'],
             osp.join(out, 'logs', f'embeddings_{method}.log'))
+
+
+def visualise_slots(vissl_checkpoint, data_root, out):
+    """SlotCon: the top val images of 8 of its prototypes (OUT/slots_slotcon.png)."""
+    picture = osp.join(out, 'slots_slotcon.png')
+    if not osp.exists(picture):
+        run([sys.executable, 'tools/viz_slots.py', vissl_checkpoint,
+             osp.join(data_root, 'leftImg8bit', 'val'), '--recursive', '--resize', '0',
+             '--crop', '0', '--topk', '4', '--sampling', '8', '--out', picture],
+            osp.join(out, 'logs', 'viz_slots.log'))
 
 
 def table_row(method, recipe, init, metrics):
@@ -191,13 +210,17 @@ def main():
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--out', default='work_dirs/demo')
     parser.add_argument('--data-root', default='data/synthetic_scenes')
-    parser.add_argument('--methods', nargs='+', default=['simclr'], choices=sorted(RECIPES),
-                        help='pretraining methods, in table order (default: simclr)')
+    parser.add_argument('--methods', nargs='+', default=['simclr'],
+                        choices=sorted(RECIPES) + ['all'],
+                        help='pretraining methods, in table order (default: simclr; all = '
+                             + ' '.join(ALL_METHODS) + ')')
     parser.add_argument('--bn-baselines', action='store_true',
                         help='also probe random weights with BatchNorm statistics of 20 lr-0 '
                              'pretraining steps (~1.5 min per backbone)')
     parser.add_argument('--fresh', action='store_true', help='delete OUT first')
     args = parser.parse_args()
+    if 'all' in args.methods:
+        args.methods = list(ALL_METHODS)
     out = osp.abspath(args.out)
     data_root = osp.abspath(args.data_root)
     if args.fresh and osp.isdir(out):
@@ -216,6 +239,8 @@ def main():
         metrics = probe_vissl_checkpoint(method, recipe, vissl_checkpoint, data_root, out)
         if not recipe.convert:  # a dense embedding (ViCE): pictures of it
             visualise_embeddings(method, recipe, vissl_checkpoint, data_root, out)
+        if method == 'slotcon':  # what its prototypes group
+            visualise_slots(vissl_checkpoint, data_root, out)
         rows.append(table_row(method, recipe,
                               f'VISSL {method} ({osp.basename(vissl_checkpoint)})', metrics))
     # the random baselines of each backbone, probed exactly as the pretrained one
