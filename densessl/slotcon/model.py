@@ -37,8 +37,9 @@ class SlotConBranch(nn.Module):
     forward(images (B, 3, h, w), boxes (B, 4), flipped (B,) bool) -> SlotConViewOutputs.
 
     ``channels_last``: keep the convolution weights and the input images in channels-last
-    memory layout (same values, a different order in memory). On CPU (oneDNN) a ResNet-50
-    step is ~1.7x faster so (benchmarks/RESULTS.md); GPUs with tensor cores gain as well."""
+    memory layout (same values, a different order in memory; off by default). On the 2-core
+    CPU of benchmarks/RESULTS.md it did not speed up the whole SlotCon step; it is there for
+    hardware where that layout is faster (e.g. GPUs with tensor cores; not measured)."""
 
     def __init__(self, encoder, projector, grouping, channels_last=False):
         super().__init__()
