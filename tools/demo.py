@@ -1,8 +1,10 @@
 #!/usr/bin/env python
 """The end-to-end demo: synthetic data -> VISSL pretraining -> conversion -> linear probe.
 
-    python tools/demo.py                       # SimCLR vs random init, ~6 min on 2 CPU cores
+    python tools/demo.py                       # SimCLR vs random init, 5.5-9 min on 2 CPU cores
+    python tools/demo.py --methods slotcon     # SlotCon vs random init, ~7 min
     python tools/demo.py --methods vice simclr # ViCE, SimCLR and both random inits, ~10.5 min
+    python tools/demo.py --methods all         # SlotCon, ViCE, SimCLR and the random inits
     python tools/demo.py --bn-baselines        # + random weights with fitted BN statistics
     python tools/demo.py --out work_dirs/demo --fresh
 
@@ -249,7 +251,8 @@ def main():
         first_method_of_backbone.setdefault(RECIPES[method].backbone, method)
     for method in first_method_of_backbone.values():
         recipe = RECIPES[method]
-        name = 'random' if method == 'simclr' else f'random_{method}'  # 'random': demo v1 dir
+        # one random row per backbone; the ResNet-18's keeps the demo's first directory name
+        name = 'random' if recipe.backbone == RECIPES['simclr'].backbone else f'random_{method}'
         metrics = linear_probe(name, recipe, recipe.probe_options(None, None), data_root, out)
         rows.append(table_row('random init', recipe, 'random (seed 0), BN statistics (0, 1)',
                               metrics))
