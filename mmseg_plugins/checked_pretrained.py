@@ -192,7 +192,8 @@ class CheckedPretrainedInit(PretrainedInit):
                 f'legitimately differ go into the init_cfg\'s allow_missing / '
                 f'allow_unexpected (lists of key prefixes).')
         loaded = {k: v for k, v in given.items() if k in expected}
-        module.load_state_dict(loaded, strict=False)
+        # strict: the keys allow_missing let through keep the module's own tensors
+        module.load_state_dict({**expected, **loaded}, strict=True)
         print_log(f'{NAME}: loaded {len(loaded)} of {len(expected)} tensors of '
                   f'{module.__class__.__name__} from {self.checkpoint}{where}'
                   + (f'; kept their own init: {_show(sorted(set(expected) - set(loaded)))}'
