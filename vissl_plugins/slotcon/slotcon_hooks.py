@@ -28,7 +28,6 @@ import copy
 import logging
 
 import torch
-from classy_vision.generic.distributed_util import is_primary
 from classy_vision.hooks.classy_hook import ClassyHook
 from vissl.models import build_model, convert_sync_bn
 from vissl.models.model_helpers import get_no_ddp_model
@@ -36,6 +35,7 @@ from classy_vision.tasks.classification_task import AmpType
 from vissl.config import AttrDict
 
 from densessl.slotcon import ema_update_, teacher_momentum
+from vissl_plugins.hooks.loss_terms_hook import LossTermsHook
 
 
 def teacher_model_config(model_config):
@@ -93,29 +93,18 @@ class SlotConTeacherHook(ClassyHook):
         loss.set_student_predictor(student.heads[0].predictor)
 
 
-class SlotConLossTermsHook(ClassyHook):
-    on_start = on_phase_start = on_forward = on_loss_and_meter = ClassyHook._noop
-    on_backward = on_update = on_phase_end = on_end = ClassyHook._noop
+class SlotConLossTermsHook(LossTermsHook):
+    """The loss terms and the teacher momentum of the step (``Losses/slotcon_*``)."""
 
     def __init__(self, log_frequency):
-        super().__init__()
-        self.log_frequency = max(int(log_frequency), 1)
+        super().__init__('slotcon', log_frequency, value_format='.6g')
 
-    def on_step(self, task) -> None:
-        loss = get_no_ddp_model(task.loss)
-        terms = {name: float(value) for name, value in getattr(loss, 'last_terms', {}).items()}
-        if getattr(loss, 'last_teacher_momentum', None) is not None:
-            terms['teacher_momentum'] = loss.last_teacher_momentum
-        if not terms or not is_primary():
-            return
-        iteration = task.iteration
-        writer = next((h.tb_writer for h in task.hooks if hasattr(h, 'tb_writer')), None)
-        if writer is not None:
-            for name, value in terms.items():
-                writer.add_scalar(f'Losses/slotcon_{name}', value, global_step=iteration)
-        if iteration % self.log_frequency == 0:
-            logging.info('slotcon_loss terms: ' + ', '.join(
-                f'{name} {value:.6g}' for name, value in terms.items()))
+    def terms(self, task):
+        terms = super().terms(task)
+        momentum = getattr(get_no_ddp_model(task.loss), 'last_teacher_momentum', None)
+        if momentum is not None:
+            terms['teacher_momentum'] = momentum
+        return terms
 
 
 def slotcon_hooks(cfg):

@@ -6,15 +6,15 @@ VISSL's own SwAV hooks do the same for ``swav_loss`` only (they test ``LOSS.name
   current prototypes C, whenever the coming loss uses the queue.
 - ``DenseSwAVNormalizePrototypesHook`` (on_update, after the optimizer step): every row of C
   back to unit L2, so scores are cosine similarities.
-- ``DenseSwAVLossTermsHook`` (on_step): the two terms of the loss and the regions per view, in
-  the log every ``LOG_FREQUENCY`` iterations and in TensorBoard (``Losses/dense_swav_*``).
+- ``LossTermsHook('dense_swav')`` (on_step, vissl_plugins/hooks): the two terms of the loss and
+  the regions per view, in the log every ``LOG_FREQUENCY`` iterations and in TensorBoard
+  (``Losses/dense_swav_*``).
 """
-import logging
-
 import torch
 import torch.nn.functional as F
-from classy_vision.generic.distributed_util import is_primary
 from classy_vision.hooks.classy_hook import ClassyHook
+
+from vissl_plugins.hooks.loss_terms_hook import LossTermsHook
 
 
 def dense_swav_prototypes(task):
@@ -42,31 +42,9 @@ class DenseSwAVNormalizePrototypesHook(ClassyHook):
             weight.copy_(F.normalize(weight, dim=1, p=2))
 
 
-class DenseSwAVLossTermsHook(ClassyHook):
-    on_start = on_phase_start = on_forward = on_loss_and_meter = ClassyHook._noop
-    on_backward = on_update = on_phase_end = on_end = ClassyHook._noop
-
-    def __init__(self, log_frequency):
-        super().__init__()
-        self.log_frequency = max(int(log_frequency), 1)
-
-    def on_step(self, task) -> None:
-        terms = getattr(task.loss, 'last_terms', None)
-        if not terms or not is_primary():
-            return
-        iteration = task.iteration
-        writer = next((h.tb_writer for h in task.hooks if hasattr(h, 'tb_writer')), None)
-        if writer is not None:
-            for name, value in terms.items():
-                writer.add_scalar(f'Losses/dense_swav_{name}', value, global_step=iteration)
-        if iteration % self.log_frequency == 0:
-            logging.info('dense_swav_loss terms: ' + ', '.join(
-                f'{name} {value:.4f}' for name, value in terms.items()))
-
-
 def dense_swav_hooks(cfg):
     """The hooks a config needs when ``LOSS.name`` is ``dense_swav_loss``, else none."""
     if cfg['LOSS']['name'] != 'dense_swav_loss':
         return []
     return [DenseSwAVQueueScoresHook(), DenseSwAVNormalizePrototypesHook(),
-            DenseSwAVLossTermsHook(cfg.get('LOG_FREQUENCY', 10))]
+            LossTermsHook('dense_swav', cfg.get('LOG_FREQUENCY', 10))]
