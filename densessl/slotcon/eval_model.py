@@ -18,8 +18,10 @@ import torchvision
 from densessl.slotcon.grouping import SemanticGrouping
 from densessl.slotcon.projector import DINOHead2d
 
-RESNET_DEPTHS = {(2, 2, 2, 2): 'resnet18', (3, 4, 6, 3): None, (3, 4, 23, 3): 'resnet101',
-                 (3, 8, 36, 3): 'resnet152'}
+# (blocks per layer, bottleneck blocks) -> torchvision ResNet
+RESNET_ARCHS = {((2, 2, 2, 2), False): 'resnet18', ((3, 4, 6, 3), False): 'resnet34',
+                ((3, 4, 6, 3), True): 'resnet50', ((3, 4, 23, 3), True): 'resnet101',
+                ((3, 8, 36, 3), True): 'resnet152'}
 
 
 class SlotConCheckpointError(RuntimeError):
@@ -30,9 +32,7 @@ def _resnet_arch(state_dict):
     blocks = tuple(1 + max((int(k.split('.')[1]) for k in state_dict
                             if k.startswith(f'layer{i}.')), default=-1) for i in range(1, 5))
     bottleneck = any('.conv3.' in k for k in state_dict)
-    if blocks == (3, 4, 6, 3):
-        return 'resnet50' if bottleneck else 'resnet34'
-    arch = RESNET_DEPTHS.get(blocks)
+    arch = RESNET_ARCHS.get((blocks, bottleneck))
     if arch is None:
         raise SlotConCheckpointError(f'the encoder is no torchvision ResNet (blocks per layer '
                                      f'{blocks})')
