@@ -11,10 +11,19 @@ The output is laid out like Cityscapes::
 
     ROOT/leftImg8bit/{train,val,train_extra}/<city>/<city>_<seq>_<frame>_leftImg8bit.png
     ROOT/gtFine/{train,val}/<city>/<city>_<seq>_<frame>_gtFine_labelTrainIds.png
+    ROOT/gtFine/{train,val}/<city>/<city>_<seq>_<frame>_gtFine_instanceIds.png
+    ROOT/annotations/instances_{train,val}.json
     ROOT/meta.json
 
 ``train_extra`` is the unlabelled pool used for self-supervised pretraining. Labels are
 train ids ``0..C-1`` with 255 for "void" clutter, exactly as Cityscapes' labelTrainIds.
+
+Instance maps (16-bit PNGs) follow Cityscapes' instanceIds, on train ids: a pixel of a thing
+class (car, person, pole) holds ``train_id * 1000 + k``, ``k`` counting that class's objects
+in drawing order within the image; every other pixel holds its label (0..4 or 255). So
+``instance_id // 1000 == label`` on thing pixels and ``instance_id == label`` elsewhere.
+The COCO JSONs (``densessl.synthetic_instances_coco``) hold the thing instances for
+detectron2.
 
 Image ``k`` of split ``s`` depends only on ``(seed, s, k)``, so the set is identical
 whatever order or process count generates it.
@@ -34,9 +43,17 @@ PALETTE = ((70, 130, 180), (70, 70, 70), (107, 142, 35), (244, 35, 232), (128, 6
            (0, 0, 142), (220, 20, 60), (153, 153, 153))
 IGNORE_INDEX = 255
 SKY, BUILDING, VEGETATION, SIDEWALK, ROAD, CAR, PERSON, POLE = range(len(CLASSES))
-GENERATOR_VERSION = 4
+# Version 5 adds the instance maps and the COCO instance JSONs; images and semantic labels
+# are byte-identical to version 4's.
+GENERATOR_VERSION = 5
 SPLITS = ('train', 'val', 'train_extra')
 CITIES = ('aachen', 'bremen', 'cologne', 'dresden')
+LABELLED_SPLITS = ('train', 'val')
+THING_IDS = (CAR, PERSON, POLE)
+INSTANCE_ID_OFFSET = 1000  # a thing pixel's instance id: train_id * 1000 + k
+IMAGE_SUFFIX = '_leftImg8bit.png'
+LABEL_SUFFIX = '_gtFine_labelTrainIds.png'
+INSTANCE_SUFFIX = '_gtFine_instanceIds.png'
 
 
 @dataclass
@@ -96,13 +113,32 @@ def _paint(img, mask, colour, shade):
     img[mask] = colour[None, :] * shade[mask][:, None]
 
 
+def _mark(label, instances, mask, train_id, instance_index=None):
+    """label[mask] = train_id; instances[mask] = train_id * 1000 + instance_index for a
+    thing, else train_id. Like painting, a later mark overwrites an earlier one."""
+    label[mask] = train_id
+    if instance_index is None:
+        instances[mask] = train_id
+    else:
+        instances[mask] = train_id * INSTANCE_ID_OFFSET + instance_index
+
+
 # ----------------------------------------------------------------------------- scene
 def render_scene(rng, height, width):
     """Render one scene. Returns (image uint8 (H, W, 3), label uint8 (H, W))."""
+    img, label, _ = render_scene_with_instances(rng, height, width)
+    return img, label
+
+
+def render_scene_with_instances(rng, height, width):
+    """Render one scene. Returns (image uint8 (H, W, 3), label uint8 (H, W), instance ids
+    uint16 (H, W)). Tracking instances draws no random numbers: image and label are those of
+    ``render_scene`` with the same ``rng`` state."""
     h, w = height, width
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     img = np.zeros((h, w, 3), np.float32)
     label = np.full((h, w), SKY, np.uint8)
+    instances = np.full((h, w), SKY, np.uint16)  # thing ids 5000..7999 fit a 16-bit PNG
 
     # Every image has its own zoom: texture periods and object sizes scale together, as
     # with a different camera distance or focal length.
@@ -125,7 +161,7 @@ def render_scene(rng, height, width):
         shade = 1.0 + 0.12 * (_smooth_noise(rng, h, w, zoom) - 0.5)
         shade = np.where(win, rng.uniform(0.35, 0.65), shade)
         _paint(img, block, _colour(rng), shade)
-        label[block] = BUILDING
+        _mark(label, instances, block, BUILDING)
         x += bw + int(rng.integers(0, 12))
 
     # Ground: sidewalk tiles, then asphalt with lane marks.
@@ -135,7 +171,7 @@ def render_scene(rng, height, width):
     shade = np.where(tiles, 0.55, 1.0) + 0.08 * (rng.random((h, w), dtype=np.float32) - 0.5)
     walk = ground & (yy < road_top)
     _paint(img, walk, _colour(rng), shade)
-    label[walk] = SIDEWALK
+    _mark(label, instances, walk, SIDEWALK)
     road = yy >= road_top
     grain = 1.0 + 0.5 * (_smooth_noise(rng, h, w, zoom) - 0.5)
     lane_y = road_top + (h - road_top) * rng.uniform(0.45, 0.6)
@@ -143,7 +179,7 @@ def render_scene(rng, height, width):
     marks = (np.abs(yy - lane_y) < 1.5) & (((xx + rng.integers(0, dash)) % dash) < dash * 0.55)
     grain = np.where(marks, 2.2, grain)
     _paint(img, road, _colour(rng), grain)
-    label[road] = ROAD
+    _mark(label, instances, road, ROAD)
 
     # Trees: leafy crowns on trunks standing on the sidewalk, in front of buildings.
     for _ in range(int(rng.integers(1, 4))):
@@ -156,17 +192,17 @@ def render_scene(rng, height, width):
         leaves = 0.45 + 0.9 * _smooth_noise(rng, h, w, 2 * zoom)
         _paint(img, trunk, _colour(rng) * 0.5, np.ones((h, w), np.float32))
         _paint(img, crown, _colour(rng), leaves)
-        label[trunk | crown] = VEGETATION
+        _mark(label, instances, trunk | crown, VEGETATION)
 
     # Poles and people on the sidewalk.
-    for _ in range(int(rng.integers(0, 4))):
+    for k in range(int(rng.integers(0, 4))):
         px, base = rng.uniform(0, w), rng.uniform(horizon + 2, road_top)
         top = base - rng.uniform(0.3, 0.5) * h
         pole = (np.abs(xx - px) < 1.6 * max(1.0, zoom)) & (yy >= top) & (yy < base)
         pole |= (yy >= top) & (yy < top + 2) & (xx >= px) & (xx < px + 8)  # lamp arm
         _paint(img, pole, _colour(rng), 0.9 + 0.2 * yy / h)
-        label[pole] = POLE
-    for _ in range(int(rng.integers(0, 4))):
+        _mark(label, instances, pole, POLE, k)
+    for k in range(int(rng.integers(0, 4))):
         px, base = rng.uniform(0, w), rng.uniform(horizon + 3, road_top + 4)
         ph = rng.uniform(0.12, 0.2) * h * zoom
         body = (((xx - px) / (0.16 * ph)) ** 2 + ((yy - (base - 0.45 * ph)) / (0.45 * ph)) ** 2) < 1
@@ -175,10 +211,10 @@ def render_scene(rng, height, width):
         _paint(img, body, _colour(rng), shade)
         _paint(img, head, np.array([0.85, 0.65, 0.5], np.float32) * rng.uniform(0.5, 1.1),
                np.ones((h, w), np.float32))
-        label[body | head] = PERSON
+        _mark(label, instances, body | head, PERSON, k)
 
     # Cars on the road: smooth bodies with a window band, dark wheels, a highlight.
-    for _ in range(int(rng.integers(1, 4))):
+    for k in range(int(rng.integers(1, 4))):
         base = rng.uniform(road_top + 6, h)
         size = (0.45 + 0.9 * (base - road_top) / max(1.0, h - road_top)) * h * 0.16 * zoom
         cx, cw = rng.uniform(0, w), size * rng.uniform(2.0, 2.8)
@@ -193,7 +229,7 @@ def render_scene(rng, height, width):
         colour = _colour(rng)
         _paint(img, body | cabin, colour, shade)
         _paint(img, wheels, np.full(3, 0.08, np.float32), np.ones((h, w), np.float32))
-        label[body | cabin | wheels] = CAR
+        _mark(label, instances, body | cabin | wheels, CAR, k)
 
     # Void clutter (ignored in the labels, like Cityscapes' unlabelled pixels).
     for _ in range(int(rng.integers(0, 3))):
@@ -201,7 +237,7 @@ def render_scene(rng, height, width):
         r = rng.uniform(2, 6)
         blob = (np.abs(xx - cx) < r) & (np.abs(yy - cy) < r)
         _paint(img, blob, rng.random(3, dtype=np.float32), rng.random((h, w), dtype=np.float32))
-        label[blob] = IGNORE_INDEX
+        _mark(label, instances, blob, IGNORE_INDEX)
 
     # Photometric variation: lighting gain, colour cast, a brightness ramp, contrast,
     # focus blur, sensor noise.
@@ -218,7 +254,7 @@ def render_scene(rng, height, width):
     noise_std = 0.005 + 0.05 * _smooth_noise(rng, h, w, 32)
     img += rng.normal(0, 1, size=img.shape).astype(np.float32) * noise_std[..., None]
     img = (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)
-    return img, label
+    return img, label, instances
 
 
 # ----------------------------------------------------------------------------- files
@@ -230,12 +266,17 @@ def image_stem(split, index):
 
 def image_path(root, split, index):
     city, stem = image_stem(split, index)
-    return osp.join(root, 'leftImg8bit', split, city, f'{stem}_leftImg8bit.png')
+    return osp.join(root, 'leftImg8bit', split, city, stem + IMAGE_SUFFIX)
 
 
 def label_path(root, split, index):
     city, stem = image_stem(split, index)
-    return osp.join(root, 'gtFine', split, city, f'{stem}_gtFine_labelTrainIds.png')
+    return osp.join(root, 'gtFine', split, city, stem + LABEL_SUFFIX)
+
+
+def instance_path(root, split, index):
+    city, stem = image_stem(split, index)
+    return osp.join(root, 'gtFine', split, city, stem + INSTANCE_SUFFIX)
 
 
 def _rng_for(seed, split, index):
@@ -245,6 +286,12 @@ def _rng_for(seed, split, index):
 def render_sample(config, split, index):
     """The (image, label) pair of one index; a pure function of (config, split, index)."""
     return render_scene(_rng_for(config.seed, split, index), config.height, config.width)
+
+
+def render_sample_with_instances(config, split, index):
+    """(image, label, instance ids) of one index; see ``render_scene_with_instances``."""
+    return render_scene_with_instances(_rng_for(config.seed, split, index), config.height,
+                                       config.width)
 
 
 def _save_png(array, path):
@@ -258,8 +305,11 @@ def meta_path(root):
 def generate(root, config=None, progress=True):
     """Write the whole set under ``root`` (skipping nothing: files are overwritten).
 
-    ``meta.json`` is written last, so its presence marks a complete set.
+    Labelled splits get label maps, instance maps and a COCO JSON of their thing instances
+    (``densessl.synthetic_instances_coco``). ``meta.json`` is written last, so its presence
+    marks a complete set.
     """
+    from densessl import synthetic_instances_coco  # imports this module
     config = config or SyntheticScenesConfig()
     jobs = [(s, i) for s in SPLITS for i in range(config.count(s))]
     iterator = jobs
@@ -267,10 +317,13 @@ def generate(root, config=None, progress=True):
         from tqdm import tqdm
         iterator = tqdm(jobs, desc=f'synthetic scenes -> {root}', unit='img')
     for split, index in iterator:
-        img, label = render_sample(config, split, index)
+        img, label, instances = render_sample_with_instances(config, split, index)
         _save_png(img, image_path(root, split, index))
-        if split != 'train_extra':
+        if split in LABELLED_SPLITS:
             _save_png(label, label_path(root, split, index))
+            _save_png(instances, instance_path(root, split, index))
+    for split in LABELLED_SPLITS:
+        synthetic_instances_coco.write_coco_json(root, split, num_images=config.count(split))
     meta = dict(asdict(config), classes=list(CLASSES), palette=[list(p) for p in PALETTE],
                 ignore_index=IGNORE_INDEX, generator_version=GENERATOR_VERSION)
     atomic_write_json(meta, meta_path(root))

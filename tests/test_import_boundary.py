@@ -34,6 +34,8 @@ def _leaked(imports, forbidden=VISSL_MODULES):
 def test_package_imports_no_vissl(package):
     if importlib.util.find_spec(package) is None:
         pytest.skip(f'{package} does not exist yet')
+    if package == 'd2_plugins' and importlib.util.find_spec('detectron2') is None:
+        pytest.skip('detectron2 is not installed (docs/install.md)')
     assert _leaked(f'import {package}') == []
 
 
@@ -48,3 +50,11 @@ def test_building_the_vice_backbone_imports_no_vissl():
 def test_the_check_sees_an_import_of_vissl():
     """The check itself: importing vissl_plugins is reported (so the tests above can fail)."""
     assert 'vissl_plugins' in _leaked('import vissl_plugins')
+
+
+@pytest.mark.parametrize('package, other', [('d2_plugins', ('mmseg', 'mmseg_plugins', 'mmengine')),
+                                            ('mmseg_plugins', ('detectron2', 'd2_plugins'))])
+def test_plugin_packages_import_no_other_framework(package, other):
+    if package == 'd2_plugins' and importlib.util.find_spec('detectron2') is None:
+        pytest.skip('detectron2 is not installed (docs/install.md)')
+    assert _leaked(f'import {package}', forbidden=other) == []

@@ -4,8 +4,15 @@
     python tools/gen_synthetic_scenes.py --out data/synthetic_scenes
     python tools/gen_synthetic_scenes.py --out /tmp/tiny --num-train 8 --num-val 4 --num-unlabeled 16
 
+Writes images, semantic label maps (labelTrainIds), Cityscapes-style instance maps
+(``*_gtFine_instanceIds.png``, 16-bit: train_id * 1000 + k on car / person / pole pixels)
+and the COCO instance JSONs ``ROOT/annotations/instances_{train,val}.json`` that detectron2
+reads (rewrite only those for an existing set: tools/convert_datasets/synthetic_to_coco.py).
+
 Deterministic: the same arguments give byte-identical PNGs. An existing complete set with
-the same arguments is kept (``--force`` rewrites it). See densessl/synthetic_scenes.py.
+the same arguments is kept (``--force`` rewrites it; a set from an older generator version,
+e.g. one without instance maps, counts as incomplete and is rewritten anyway). See
+densessl/synthetic_scenes.py.
 """
 import argparse
 import time

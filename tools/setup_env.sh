@@ -6,14 +6,20 @@
 # The order matters and is why this is a script and not one `pip install -r`:
 #   1. torch/torchvision, 2. vissl --no-deps, 3. classy-vision --no-deps --force-reinstall,
 #   4. the pinned runtime (VISSL's real deps, MMSeg 1.x), then OpenCV's contrib build in place
-#   of opencv-python, 5. densessl itself (editable).
-# detectron2 is optional and not installed here (not on the package index); see docs/install.md.
+#   of opencv-python, 5. densessl itself (editable), 6. detectron2 when asked for.
+#
+# detectron2 is optional and not on the package index. DENSESSL_DETECTRON2 names what to
+# install it from: a wheel (.whl), a source checkout (folder) or a git URL (git+https://...);
+# sources are built in place (~4 min on 2 CPU cores), all --no-deps with requirements/detectron2.txt:
+#   DENSESSL_DETECTRON2=git+https://github.com/facebookresearch/detectron2.git bash tools/setup_env.sh
+# Without it nothing is installed or removed (docs/install.md); detectron2 tests then skip.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${DENSESSL_VENV:-$ROOT/.venv}"
 PY="${PYTHON:-python3}"
 STAMP="$VENV/.densessl-requirements.sha1"
-WANT="$(cat "$ROOT"/requirements/*.txt "$ROOT/pyproject.toml" | sha1sum | cut -d' ' -f1)"
+D2_SOURCE="${DENSESSL_DETECTRON2:-}"
+WANT="$( (cat "$ROOT"/requirements/*.txt "$ROOT/pyproject.toml"; [ -z "$D2_SOURCE" ] || echo "detectron2: $D2_SOURCE") | sha1sum | cut -d' ' -f1)"
 
 if [ -x "$VENV/bin/python" ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$WANT" ]; then
   exit 0
@@ -37,5 +43,16 @@ OPENCV_PIN="$(grep -o '^opencv-contrib-python-headless==[^ ]*' "$ROOT/requiremen
 "${PIP[@]}" --no-deps --no-build-isolation -e "$ROOT" --config-settings editable_mode=compat
 "$VENV/bin/python" -c "import vissl_plugins, mmseg_plugins, converters, cv2; cv2.ximgproc" \
   || { echo "[setup_env] the environment does not import; see the errors above" >&2; exit 1; }
+if [ -n "$D2_SOURCE" ]; then
+  echo "[setup_env] detectron2 from $D2_SOURCE" >&2
+  "${PIP[@]}" -r "$ROOT/requirements/detectron2.txt"
+  if [ ! -e "$D2_SOURCE" ] && [[ "$D2_SOURCE" != git+* ]]; then
+    echo "[setup_env] DENSESSL_DETECTRON2=$D2_SOURCE: no such wheel or folder, and not a git+ URL" >&2
+    exit 1
+  fi
+  "${PIP[@]}" --no-deps --no-build-isolation "$D2_SOURCE"
+  "$VENV/bin/python" -c "import d2_plugins" \
+    || { echo "[setup_env] detectron2 from $D2_SOURCE does not import; see the errors above" >&2; exit 1; }
+fi
 echo "$WANT" > "$STAMP"
 echo "[setup_env] ready: $VENV" >&2
