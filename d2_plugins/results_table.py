@@ -4,6 +4,7 @@ and ``manifest.json`` in ``OUTPUT_DIR`` (atomic writes).
 detectron2's evaluators return ``{task: {metric: value}}``; tasks are ``bbox`` / ``segm`` (COCO,
 AP in percent) or ``bbox`` with AP / AP50 / AP75 (VOC).
 """
+import math
 import os.path as osp
 
 from densessl.atomic_io import atomic_write_json, atomic_write_text
@@ -23,6 +24,11 @@ def per_task(results):
             for task, metrics in tasks.items()}
 
 
+def _finite_or_none(value):
+    """COCO gives NaN for an empty size range (e.g. APl without large objects): None in JSON."""
+    return None if isinstance(value, float) and math.isnan(value) else value
+
+
 def markdown_table(results, title):
     """One row per task with the COCO / VOC summary metrics it has."""
     tasks = per_task(results)
@@ -30,7 +36,8 @@ def markdown_table(results, title):
     lines = [f'# {title}', '', '| task | ' + ' | '.join(metrics) + ' |',
              '|---|' + '---|' * len(metrics)]
     for task, values in tasks.items():
-        cells = [f'{values[m]:.2f}' if m in values else '' for m in metrics]
+        cells = [f'{values[m]:.2f}' if _finite_or_none(values.get(m)) is not None else '-'
+                 for m in metrics]
         lines.append(f'| {task} | ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines) + '\n'
 
@@ -40,7 +47,8 @@ def write_results(results, cfg, args):
     out = cfg.OUTPUT_DIR
     title = (f'{", ".join(cfg.DATASETS.TEST)}: {osp.basename(args.config_file)}, '
              f'weights {cfg.MODEL.WEIGHTS or "random init"}')
-    tasks = per_task(results)
+    tasks = {task: {m: _finite_or_none(v) for m, v in metrics.items()}
+             for task, metrics in per_task(results).items()}
     paths = [atomic_write_json({'config_file': args.config_file, 'weights': cfg.MODEL.WEIGHTS,
                                 'datasets': list(cfg.DATASETS.TEST), 'results': tasks},
                                osp.join(out, 'results.json')),

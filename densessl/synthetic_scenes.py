@@ -302,26 +302,47 @@ def meta_path(root):
     return osp.join(root, 'meta.json')
 
 
-def generate(root, config=None, progress=True):
+def _write_sample(root, config, split, index):
+    """Render and save one sample's image (+ label and instance maps for labelled splits)."""
+    img, label, instances = render_sample_with_instances(config, split, index)
+    _save_png(img, image_path(root, split, index))
+    if split in LABELLED_SPLITS:
+        _save_png(label, label_path(root, split, index))
+        _save_png(instances, instance_path(root, split, index))
+
+
+def _write_sample_job(job):
+    return _write_sample(*job)
+
+
+def generate(root, config=None, progress=True, workers=1):
     """Write the whole set under ``root`` (skipping nothing: files are overwritten).
 
     Labelled splits get label maps, instance maps and a COCO JSON of their thing instances
     (``densessl.synthetic_instances_coco``). ``meta.json`` is written last, so its presence
-    marks a complete set.
+    marks a complete set. ``workers`` > 1 renders in that many processes: the files are the
+    same (a sample depends only on its index).
     """
     from densessl import synthetic_instances_coco  # imports this module
     config = config or SyntheticScenesConfig()
-    jobs = [(s, i) for s in SPLITS for i in range(config.count(s))]
-    iterator = jobs
+    jobs = [(root, config, s, i) for s in SPLITS for i in range(config.count(s))]
+    pool = None
+    if workers > 1:
+        import multiprocessing
+        pool = multiprocessing.get_context('fork').Pool(workers)
+        done = pool.imap_unordered(_write_sample_job, jobs, chunksize=8)
+    else:
+        done = map(_write_sample_job, jobs)
     if progress:
         from tqdm import tqdm
-        iterator = tqdm(jobs, desc=f'synthetic scenes -> {root}', unit='img')
-    for split, index in iterator:
-        img, label, instances = render_sample_with_instances(config, split, index)
-        _save_png(img, image_path(root, split, index))
-        if split in LABELLED_SPLITS:
-            _save_png(label, label_path(root, split, index))
-            _save_png(instances, instance_path(root, split, index))
+        done = tqdm(done, total=len(jobs), desc=f'synthetic scenes -> {root}', unit='img')
+    try:
+        for _ in done:
+            pass
+    finally:
+        if pool is not None:
+            pool.close()
+            pool.join()
     for split in LABELLED_SPLITS:
         synthetic_instances_coco.write_coco_json(root, split, num_images=config.count(split))
     meta = dict(asdict(config), classes=list(CLASSES), palette=[list(p) for p in PALETTE],

@@ -19,12 +19,15 @@ def _digest(root, config):
             h.update(open(scenes.image_path(root, split, i), 'rb').read())
             if split != 'train_extra':
                 h.update(open(scenes.label_path(root, split, i), 'rb').read())
+                h.update(open(scenes.instance_path(root, split, i), 'rb').read())
+    for split in scenes.LABELLED_SPLITS:
+        h.update(open(osp.join(root, 'annotations', f'instances_{split}.json'), 'rb').read())
     return h.hexdigest()
 
 
 def test_generation_is_deterministic_and_seed_dependent(tmp_path):
     scenes.generate(tmp_path / 'a', SMALL, progress=False)
-    scenes.generate(tmp_path / 'b', SMALL, progress=False)
+    scenes.generate(tmp_path / 'b', SMALL, progress=False, workers=2)  # same files
     assert _digest(tmp_path / 'a', SMALL) == _digest(tmp_path / 'b', SMALL)
     other = scenes.SyntheticScenesConfig(**{**SMALL.__dict__, 'seed': 4})
     scenes.generate(tmp_path / 'c', other, progress=False)

@@ -1,10 +1,11 @@
 #!/usr/bin/env python
 """The end-to-end demo: synthetic data -> VISSL pretraining -> conversion -> linear probe.
 
-    python tools/demo.py                       # SimCLR vs random init, 5.5-9 min on 2 CPU cores
-    python tools/demo.py --methods slotcon     # SlotCon vs random init, ~7 min
+    python tools/demo.py                       # SlotCon vs random init, ~7 min on 2 CPU cores
+    python tools/demo.py --methods simclr      # VISSL's SimCLR vs random init, ~8.5 min
     python tools/demo.py --methods vice simclr # ViCE, SimCLR and both random inits, ~10.5 min
-    python tools/demo.py --methods all         # SlotCon, ViCE, SimCLR and the random inits
+    python tools/demo.py --methods detection   # Mask R-CNN (detectron2) from SlotCon vs random
+    python tools/demo.py --methods all         # SlotCon, ViCE, SimCLR, random inits, detection
     python tools/demo.py --bn-baselines        # + random weights with fitted BN statistics
     python tools/demo.py --out work_dirs/demo --fresh
 
@@ -24,6 +25,12 @@ Every step runs the project's real entry point in a subprocess, exactly as a use
 and prints one table (method, backbone, aAcc, mIoU, mAcc), also written to
 OUT/results.{json,md}; for ViCE also pictures of its embeddings (OUT/embeddings_vice/), for
 SlotCon the top images of its prototypes (OUT/slots_slotcon.png, tools/viz_slots.py).
+
+``detection`` (needs detectron2, docs/install.md): the first ResNet-18 method given (SlotCon
+unless SimCLR comes first) converted with ``--dst-format d2``, and a random init, each through
+``tools/d2_train_net.py`` (Mask R-CNN R18-FPN on the scenes' car / person / pole instances,
+COCO box and mask AP), one table in OUT/detection_results.{json,md} and a picture of the
+predictions (OUT/detection_<method>.png, tools/d2_visualize.py).
 How each method goes through these steps is its ``Recipe``.
 Finished steps are skipped on a re-run (an interrupted demo resumes); ``--fresh`` restarts.
 """
@@ -144,6 +151,7 @@ def linear_probe(name, recipe, backbone_options, data_root, out):
     work_dir = osp.join(out, f'probe_{name}')
     metrics_file = osp.join(work_dir, 'metrics_test.json')
     options = [*backbone_options,
+               'train_cfg.val_begin=1000000',  # no validation in training: test.py runs next
                f'train_dataloader.dataset.data_root={data_root}',
                f'val_dataloader.dataset.data_root={data_root}',
                f'test_dataloader.dataset.data_root={data_root}']
@@ -189,6 +197,70 @@ def visualise_slots(vissl_checkpoint, data_root, out):
             osp.join(out, 'logs', 'viz_slots.log'))
 
 
+DETECTION_CONFIG = 'configs/d2/synthetic_mask_rcnn_R_18_FPN_cpu.yaml'
+DETECTION_METRICS = (('bbox', 'AP'), ('bbox', 'AP50'), ('segm', 'AP'), ('segm', 'AP50'))
+DETECTION_BACKBONES = ('slotcon', 'simclr')  # ResNet-18 pretraining whose trunk goes to detectron2
+
+
+def detection_run(name, weights, data_root, out):
+    """Train + evaluate the synthetic Mask R-CNN (tools/d2_train_net.py) from ``weights``
+    ('' = random init); returns detectron2's {task: {metric: value}}."""
+    out_dir = osp.join(out, f'detection_{name}')
+    results = osp.join(out_dir, 'results.json')
+    if not osp.exists(results):
+        run([sys.executable, 'tools/d2_train_net.py', '--config-file', DETECTION_CONFIG,
+             '--resume', 'MODEL.WEIGHTS', weights, 'OUTPUT_DIR', out_dir],
+            osp.join(out, 'logs', f'detection_{name}.log'))
+    with open(results) as f:
+        return json.load(f)['results']
+
+
+def detection_picture(name, data_root, out):
+    """Predicted boxes and masks beside the ground truth for 4 val images."""
+    picture = osp.join(out, f'detection_{name}.png')
+    if not osp.exists(picture):
+        run([sys.executable, 'tools/d2_visualize.py', '--config-file', DETECTION_CONFIG,
+             '--out', picture, '--num-images', '4', 'MODEL.WEIGHTS',
+             osp.join(out, f'detection_{name}', 'model_final.pth')],
+            osp.join(out, 'logs', f'detection_picture_{name}.log'))
+
+
+def detection_rows(method, vissl_checkpoint, data_root, out):
+    """The detection table: ``method``'s converted trunk and a random init, same run."""
+    weights = osp.join(out, f'{method}_resnet18_d2.pkl')
+    if not osp.exists(weights):
+        run([sys.executable, 'tools/convert_checkpoint.py', vissl_checkpoint, weights,
+             '--src-format', RECIPES[method].src_format, '--dst-format', 'd2',
+             '--report-json', osp.join(out, f'{method}_d2_conversion_report.json')],
+            osp.join(out, 'logs', f'convert_{method}_d2.log'))
+    rows = []
+    for name, init, file in ((method, f'VISSL {method} ({osp.basename(vissl_checkpoint)})',
+                              weights), ('random', 'random (detectron2 init, seed 0)', '')):
+        results = detection_run(name, file, data_root, out)
+        rows.append(dict(method=name if name == 'random' else method, init=init,
+                         **{f'{task} {metric}': results[task][metric]
+                            for task, metric in DETECTION_METRICS}))
+    detection_picture(method, data_root, out)
+    return rows
+
+
+def write_detection_table(rows, out):
+    columns = [f'{task} {metric}' for task, metric in DETECTION_METRICS]
+    table = ('| method | init | ' + ' | '.join(columns) + ' |\n'
+             + '|---|---|' + '---|' * len(columns) + '\n'
+             + ''.join(f"| {r['method']} | {r['init']} | "
+                       + ' | '.join(f'{r[c]:.2f}' for c in columns) + ' |\n' for r in rows))
+    atomic_write_text('# Mask R-CNN R18-FPN on the synthetic scenes (val, COCO AP)\n\n' + table,
+                      osp.join(out, 'detection_results.md'))
+    atomic_write_json(rows, osp.join(out, 'detection_results.json'))
+    return table
+
+
+def detectron2_installed():
+    import importlib.util
+    return importlib.util.find_spec('detectron2') is not None
+
+
 def table_row(method, recipe, init, metrics):
     """One row of the results table."""
     return dict(method=method, backbone=recipe.backbone, init=init,
@@ -212,30 +284,44 @@ def main():
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--out', default='work_dirs/demo')
     parser.add_argument('--data-root', default='data/synthetic_scenes')
-    parser.add_argument('--methods', nargs='+', default=['simclr'],
-                        choices=sorted(RECIPES) + ['all'],
-                        help='pretraining methods, in table order (default: simclr; all = '
-                             + ' '.join(ALL_METHODS) + ')')
+    parser.add_argument('--methods', nargs='+', default=['slotcon'],
+                        choices=sorted(RECIPES) + ['detection', 'all'],
+                        help='pretraining methods, in table order (default: slotcon; all = '
+                             + ' '.join(ALL_METHODS) + ', + detection with detectron2); '
+                             'detection: Mask R-CNN transfer of the first of '
+                             + '/'.join(DETECTION_BACKBONES) + ' given (default slotcon) '
+                             'beside random init')
     parser.add_argument('--bn-baselines', action='store_true',
                         help='also probe random weights with BatchNorm statistics of 20 lr-0 '
                              'pretraining steps (~1.5 min per backbone)')
     parser.add_argument('--fresh', action='store_true', help='delete OUT first')
     args = parser.parse_args()
+    detection = 'detection' in args.methods
     if 'all' in args.methods:
+        detection = detectron2_installed()
+        if not detection:
+            print('demo: detectron2 is not installed, so "all" leaves out detection')
         args.methods = list(ALL_METHODS)
+    if detection and not detectron2_installed():
+        sys.exit('demo: --methods detection needs detectron2 (docs/install.md, "detectron2"): '
+                 'DENSESSL_DETECTRON2=<wheel|folder|git URL> bash tools/setup_env.sh')
+    probe_methods = [m for m in args.methods if m in RECIPES]
+    detection_method = next((m for m in probe_methods if m in DETECTION_BACKBONES), 'slotcon')
     out = osp.abspath(args.out)
     data_root = osp.abspath(args.data_root)
     if args.fresh and osp.isdir(out):
         shutil.rmtree(out)
     os.makedirs(out, exist_ok=True)
     os.environ.setdefault('OMP_NUM_THREADS', str(os.cpu_count() or 1))
-    write_manifest(out, vars(args), seeds={'pretrain': 0, 'probe': 0}, kind='demo')
+    write_manifest(out, vars(args), seeds={'pretrain': 0, 'probe': 0, 'detection': 0},
+                   kind='demo')
     start = time.time()
 
     run([sys.executable, 'tools/gen_synthetic_scenes.py', '--out', data_root],
         osp.join(out, 'logs', 'data.log'))
+    os.environ['DENSESSL_SYNTHETIC_SCENES'] = data_root  # d2_plugins' synthetic_scenes_*
     rows = []
-    for method in args.methods:
+    for method in probe_methods:
         recipe = RECIPES[method]
         vissl_checkpoint = pretrain(method, data_root, out)
         metrics = probe_vissl_checkpoint(method, recipe, vissl_checkpoint, data_root, out)
@@ -247,7 +333,7 @@ def main():
                               f'VISSL {method} ({osp.basename(vissl_checkpoint)})', metrics))
     # the random baselines of each backbone, probed exactly as the pretrained one
     first_method_of_backbone = {}
-    for method in args.methods:
+    for method in probe_methods:
         first_method_of_backbone.setdefault(RECIPES[method].backbone, method)
     for method in first_method_of_backbone.values():
         recipe = RECIPES[method]
@@ -264,10 +350,21 @@ def main():
         rows.append(table_row('random init', recipe, f'random, BN statistics of '
                               f'{BN_STATISTICS_STEPS} pretraining steps (lr 0)', metrics))
 
-    table = write_table(rows, out)
-    print(f'\nLinear probe, synthetic scenes val ({time.time() - start:.0f} s in all):\n')
-    print(table)
-    print(f'written: {osp.join(out, "results.md")}, {osp.join(out, "results.json")}')
+    if rows:
+        table = write_table(rows, out)
+        print(f'\nLinear probe, synthetic scenes val ({time.time() - start:.0f} s so far):\n')
+        print(table)
+        print(f'written: {osp.join(out, "results.md")}, {osp.join(out, "results.json")}')
+    if detection:
+        vissl_checkpoint = pretrain(detection_method, data_root, out)
+        table = write_detection_table(
+            detection_rows(detection_method, vissl_checkpoint, data_root, out), out)
+        print(f'\nMask R-CNN R18-FPN, synthetic scenes val, COCO AP '
+              f'({time.time() - start:.0f} s in all):\n')
+        print(table)
+        print(f'written: {osp.join(out, "detection_results.md")}, '
+              f'{osp.join(out, "detection_results.json")}, '
+              f'{osp.join(out, f"detection_{detection_method}.png")}')
 
 
 if __name__ == '__main__':

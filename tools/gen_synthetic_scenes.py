@@ -15,6 +15,7 @@ e.g. one without instance maps, counts as incomplete and is rewritten anyway). S
 densessl/synthetic_scenes.py.
 """
 import argparse
+import os
 import time
 
 from densessl import synthetic_scenes
@@ -32,6 +33,9 @@ def main():
     parser.add_argument('--width', type=int, default=defaults.width)
     parser.add_argument('--seed', type=int, default=defaults.seed)
     parser.add_argument('--force', action='store_true', help='rewrite a complete set')
+    parser.add_argument('--workers', type=int, default=os.cpu_count() or 1,
+                        help='processes rendering images (default: one per CPU core; the '
+                             'files do not depend on it)')
     args = parser.parse_args()
     config = synthetic_scenes.SyntheticScenesConfig(
         num_train=args.num_train, num_val=args.num_val, num_unlabeled=args.num_unlabeled,
@@ -40,7 +44,7 @@ def main():
     if not args.force and synthetic_scenes.is_complete(args.out, config):
         print(f'{args.out}: complete set with these settings already there (use --force)')
         return
-    synthetic_scenes.generate(args.out, config)
+    synthetic_scenes.generate(args.out, config, workers=max(1, args.workers))
     print(f'wrote {args.out} in {time.time() - start:.1f} s: {config}')
 
 
