@@ -237,7 +237,7 @@ def detection_rows(method, vissl_checkpoint, data_root, out):
     for name, init, file in ((method, f'VISSL {method} ({osp.basename(vissl_checkpoint)})',
                               weights), ('random', 'random (detectron2 init, seed 0)', '')):
         results = detection_run(name, file, data_root, out)
-        rows.append(dict(method=name if name == 'random' else method, init=init,
+        rows.append(dict(method='random init' if name == 'random' else method, init=init,
                          **{f'{task} {metric}': results[task][metric]
                             for task, metric in DETECTION_METRICS}))
     detection_picture(method, data_root, out)
