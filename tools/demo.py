@@ -202,7 +202,7 @@ DETECTION_METRICS = (('bbox', 'AP'), ('bbox', 'AP50'), ('segm', 'AP'), ('segm', 
 DETECTION_BACKBONES = ('slotcon', 'simclr')  # ResNet-18 pretraining whose trunk goes to detectron2
 
 
-def detection_run(name, weights, data_root, out):
+def detection_run(name, weights, out):
     """Train + evaluate the synthetic Mask R-CNN (tools/d2_train_net.py) from ``weights``
     ('' = random init); returns detectron2's {task: {metric: value}}."""
     out_dir = osp.join(out, f'detection_{name}')
@@ -215,7 +215,7 @@ def detection_run(name, weights, data_root, out):
         return json.load(f)['results']
 
 
-def detection_picture(name, data_root, out):
+def detection_picture(name, out):
     """Predicted boxes and masks beside the ground truth for 4 val images."""
     picture = osp.join(out, f'detection_{name}.png')
     if not osp.exists(picture):
@@ -225,7 +225,7 @@ def detection_picture(name, data_root, out):
             osp.join(out, 'logs', f'detection_picture_{name}.log'))
 
 
-def detection_rows(method, vissl_checkpoint, data_root, out):
+def detection_rows(method, vissl_checkpoint, out):
     """The detection table: ``method``'s converted trunk and a random init, same run."""
     weights = osp.join(out, f'{method}_resnet18_d2.pkl')
     if not osp.exists(weights):
@@ -236,11 +236,11 @@ def detection_rows(method, vissl_checkpoint, data_root, out):
     rows = []
     for name, init, file in ((method, f'VISSL {method} ({osp.basename(vissl_checkpoint)})',
                               weights), ('random', 'random (detectron2 init, seed 0)', '')):
-        results = detection_run(name, file, data_root, out)
+        results = detection_run(name, file, out)
         rows.append(dict(method='random init' if name == 'random' else method, init=init,
                          **{f'{task} {metric}': results[task][metric]
                             for task, metric in DETECTION_METRICS}))
-    detection_picture(method, data_root, out)
+    detection_picture(method, out)
     return rows
 
 
@@ -358,7 +358,7 @@ def main():
     if detection:
         vissl_checkpoint = pretrain(detection_method, data_root, out)
         table = write_detection_table(
-            detection_rows(detection_method, vissl_checkpoint, data_root, out), out)
+            detection_rows(detection_method, vissl_checkpoint, out), out)
         print(f'\nMask R-CNN R18-FPN, synthetic scenes val, COCO AP '
               f'({time.time() - start:.0f} s in all):\n')
         print(table)

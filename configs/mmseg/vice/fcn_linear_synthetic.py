@@ -36,7 +36,10 @@ optim_wrapper = dict(
 param_scheduler = [
     dict(type='PolyLR', eta_min=1e-4, power=0.9, begin=0, by_epoch=False)
 ]
-train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters)
+# val_begin: mmengine's default, written out so that a run can skip validation in training
+# (tools/demo.py sets it past max_iters and tests with tools/test.py right after)
+train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters,
+                 val_begin=1)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 default_hooks = dict(
