@@ -13,4 +13,4 @@ from mmseg_plugins import compat
 compat.apply()
 
 from mmseg_plugins import (backbones, checked_pretrained, datasets, hooks,  # noqa: E402,F401
-                           vice)  # (registration)
+                           semisup, vice)  # (registration)
