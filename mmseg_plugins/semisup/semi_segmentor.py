@@ -1,0 +1,151 @@
+"""``SemiSupervisedSegmentor``: a student and its mean teacher in MMSeg 1.x (ReCo family).
+
+One training batch from ``LabelledUnlabelledSampler`` holds ``labelled_per_batch`` labelled
+images first, then the unlabelled ones. ``method`` picks the per-iteration order of
+operations (spec semisup.md 1(b); the math is ``densessl.semisup``):
+
+* ``supervised``: one student forward on the labelled images, cross-entropy. Unlabelled
+  images in the batch are ignored (set ``labelled_fraction=1.0`` in the sampler for speed).
+* ``mean_teacher`` (ReCo's baselines) and ``reco``:
+    1. teacher (train-mode BN, no gradient) on the unlabelled images -> softmax at input size
+       -> confidence c and pseudo-label y^ (argmax);
+    2. ``mixing`` (cutout / cutmix / classmix) on (x_u, y^, c) together, then ReCo's strong
+       augmentation (colour and blur on the image only, the flip on all three);
+    3. two student forwards, labelled and strong unlabelled (BN sees them separately);
+    4. L = CE(up(pred_l), y_l) + confidence-weighted CE(up(pred_u), y^, c, 0.97)
+           [+ ReCo's regional contrast over [rep_l; rep_u] for ``reco``: valid pixels are the
+           labelled ones and unlabelled ones with c >= weak_threshold, at the representation's
+           resolution].
+  The teacher follows the student through ``MeanTeacherHook`` (parameters only).
+
+Prediction uses the teacher (``predict_with='teacher'``, as both originals evaluate) or the
+student; whole-image inference, logits resized to the input.
+"""
+import copy
+
+import torch
+import torch.nn.functional as F
+from mmseg.models.segmentors.base import BaseSegmentor
+from mmseg.registry import MODELS
+
+from densessl.semisup.mixing import mix_batch, reco_strong_augment
+from densessl.semisup.reco_loss import confidence_weighted_ce, reco_loss
+
+METHODS = ('supervised', 'mean_teacher', 'reco')
+
+
+@MODELS.register_module()
+class SemiSupervisedSegmentor(BaseSegmentor):
+    """Student ``network`` (a registered model returning ``dict(logits, rep)``), its
+    teacher (a copy), and the method's losses; see the module docstring."""
+
+    def __init__(self, network, num_classes, labelled_per_batch, method='reco',
+                 mixing='classmix', strong_threshold=0.97, weak_threshold=0.7,
+                 reco=dict(temperature=0.5, num_queries=256, num_negatives=512),
+                 unsup_weight=1.0, reco_weight=1.0, predict_with='teacher',
+                 ignore_index=255, seed=0, data_preprocessor=None, init_cfg=None):
+        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        if method not in METHODS:
+            raise ValueError(f'SemiSupervisedSegmentor: method {method!r} is not one of {METHODS}')
+        if predict_with not in ('teacher', 'student'):
+            raise ValueError(f"predict_with must be 'teacher' or 'student', got {predict_with!r}")
+        self.student = MODELS.build(network)
+        self.teacher = copy.deepcopy(self.student)
+        for parameter in self.teacher.parameters():
+            parameter.requires_grad_(False)
+        self.num_classes = num_classes
+        self.labelled_per_batch = labelled_per_batch
+        self.method, self.mixing = method, mixing
+        self.strong_threshold, self.weak_threshold = strong_threshold, weak_threshold
+        self.reco_options = dict(reco)
+        self.unsup_weight, self.reco_weight = unsup_weight, reco_weight
+        self.predict_with = predict_with
+        self.ignore_index = ignore_index
+        self.align_corners = False  # BaseSegmentor.postprocess_result resizes with it
+        self.generator = torch.Generator().manual_seed(seed)  # mixing + ReCo sampling draws
+
+    def init_weights(self):
+        super().init_weights()
+        self.teacher.load_state_dict(self.student.state_dict())  # start equal (also BN)
+
+    # ------------------------------------------------------------------ helpers
+    def _labels(self, data_samples):
+        return torch.stack([s.gt_sem_seg.data[0] for s in data_samples]).long()
+
+    def _up(self, logits, size):
+        return F.interpolate(logits, size=size, mode='bilinear', align_corners=False)
+
+    def _down(self, labels, size):
+        return F.interpolate(labels[:, None].float(), size=size, mode='nearest')[:, 0].long()
+
+    @torch.no_grad()
+    def _pseudo_labels(self, images):
+        """Teacher in train mode (its own BN statistics move), softmax at input size."""
+        self.teacher.train()
+        prob = self._up(self.teacher(images)['logits'], images.shape[-2:]).softmax(1)
+        confidence, pseudo = prob.max(1)
+        return pseudo, confidence
+
+    # ------------------------------------------------------------------ training
+    def loss(self, inputs, data_samples):
+        n_l = self.labelled_per_batch
+        if inputs.shape[0] <= n_l and self.method != 'supervised':
+            raise ValueError(f'batch of {inputs.shape[0]} images has no unlabelled image after '
+                             f'labelled_per_batch={n_l}: check the sampler (labelled_fraction)')
+        x_l, y_l = inputs[:n_l], self._labels(data_samples[:n_l])
+        out_l = self.student(x_l)
+        losses = dict(loss_sup=F.cross_entropy(self._up(out_l['logits'], y_l.shape[-2:]), y_l,
+                                               ignore_index=self.ignore_index))
+        if self.method == 'supervised':
+            return losses
+        x_u = inputs[n_l:]
+        pseudo, confidence = self._pseudo_labels(x_u)
+        mixed = mix_batch(x_u, pseudo, confidence, self.mixing, self.generator,
+                          num_classes=self.num_classes, ignore_index=self.ignore_index)
+        x_u, pseudo, confidence = reco_strong_augment(mixed.images, mixed.labels,
+                                                      mixed.confidence, self.generator)
+        out_u = self.student(x_u)
+        losses['loss_unsup'] = self.unsup_weight * confidence_weighted_ce(
+            self._up(out_u['logits'], pseudo.shape[-2:]), pseudo, confidence,
+            self.strong_threshold, self.ignore_index)
+        if self.method == 'reco':
+            losses['loss_reco'] = self.reco_weight * self._reco(out_l, out_u, y_l, pseudo,
+                                                                confidence)
+        return losses
+
+    def _reco(self, out_l, out_u, y_l, pseudo, confidence):
+        rep = torch.cat([out_l['rep'], out_u['rep']])
+        size = rep.shape[-2:]
+        with torch.no_grad():
+            labels = torch.cat([self._down(y_l, size), self._down(pseudo, size)])
+            conf_u = F.interpolate(confidence[:, None], size=size, mode='nearest')[:, 0]
+            mask = torch.cat([labels[:y_l.shape[0]] != self.ignore_index,
+                              (conf_u >= self.weak_threshold)
+                              & (labels[y_l.shape[0]:] != self.ignore_index)])
+            logits = torch.cat([out_l['logits'], out_u['logits']])
+            prob = F.interpolate(logits, size=size, mode='bilinear',
+                                 align_corners=False).softmax(1)
+        return reco_loss(rep, labels, mask, prob, strong_threshold=self.strong_threshold,
+                         generator=self.generator, **self.reco_options)
+
+    # ------------------------------------------------------------------ inference
+    def _predictor(self):
+        return self.teacher if self.predict_with == 'teacher' else self.student
+
+    def encode_decode(self, inputs, batch_img_metas):
+        network = self._predictor()
+        return self._up(network(inputs)['logits'], inputs.shape[-2:])
+
+    def extract_feat(self, inputs):
+        return self._predictor()(inputs)
+
+    def predict(self, inputs, data_samples=None):
+        if data_samples is not None:
+            metas = [s.metainfo for s in data_samples]
+        else:
+            metas = [dict(ori_shape=inputs.shape[2:], img_shape=inputs.shape[2:],
+                          pad_shape=inputs.shape[2:], padding_size=[0, 0, 0, 0])] * len(inputs)
+        return self.postprocess_result(self.encode_decode(inputs, metas), data_samples)
+
+    def _forward(self, inputs, data_samples=None):
+        return self.encode_decode(inputs, None)

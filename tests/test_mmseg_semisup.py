@@ -1,0 +1,111 @@
+"""Semi-supervised segmentation in MMSeg: the mean-teacher hook, and tiny real runs of the
+ReCo-family methods through tools/train.py on the synthetic scenes with a split file."""
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+import types
+
+import pytest
+import torch
+import torch.nn as nn
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+CONFIG = 'configs/mmseg/semisup/reco_r18_synthetic_5pct.py'
+
+
+def test_mean_teacher_hook_moves_parameters_by_the_schedule_and_keeps_teacher_buffers():
+    import mmseg_plugins  # noqa: F401
+    from mmseg_plugins.semisup.mean_teacher_hook import MeanTeacherHook
+
+    torch.manual_seed(0)
+    model = nn.Module()
+    model.student = nn.Sequential(nn.Conv2d(3, 4, 1), nn.BatchNorm2d(4))
+    model.teacher = nn.Sequential(nn.Conv2d(3, 4, 1), nn.BatchNorm2d(4))
+    model.teacher[1].running_mean.fill_(7.0)
+    scalars = {}
+    hub = types.SimpleNamespace(update_scalar=lambda k, v: scalars.__setitem__(k, v))
+    runner = types.SimpleNamespace(model=model, iter=3, message_hub=hub)
+    hook = MeanTeacherHook(first_semi_iteration=1)
+    before = model.teacher[0].weight.detach().clone()
+    hook.after_train_iter(runner, 0)
+    m = 1 - 1 / (2 + 1)  # t = 3 - 1 = 2
+    expected = m * before + (1 - m) * model.student[0].weight.detach()
+    assert torch.allclose(model.teacher[0].weight, expected)
+    assert scalars['train/teacher_momentum'] == pytest.approx(m)
+    assert torch.all(model.teacher[1].running_mean == 7.0)  # its own BN statistics
+    runner.iter = 0  # before the first semi-supervised iteration: no update
+    weight = model.teacher[0].weight.detach().clone()
+    hook.after_train_iter(runner, 0)
+    assert torch.equal(model.teacher[0].weight, weight)
+
+
+@pytest.fixture(scope='module')
+def split_scenes(tmp_path_factory):
+    """Tiny scenes (64x128, 12 train) with a 4 / 8 labelled / unlabelled split."""
+    from densessl import synthetic_scenes
+    root = str(tmp_path_factory.mktemp('semisup_scenes'))
+    synthetic_scenes.generate(root, synthetic_scenes.SyntheticScenesConfig(
+        num_train=12, num_val=3, num_unlabeled=0, height=64, width=128), progress=False)
+    split = osp.join(root, 'split')
+    subprocess.run([sys.executable, 'tools/make_splits.py', '--dataset', 'synthetic_scenes',
+                    '--root', root, '--labelled-count', '4', '--out', split], cwd=REPO,
+                   check=True, capture_output=True)
+    return root, split
+
+
+def _train(root, split, work, method, extra=()):
+    options = [f'train_dataloader.dataset.datasets.0.data_root={root}',
+               f'train_dataloader.dataset.datasets.0.split_file={split}/labeled.txt',
+               f'train_dataloader.dataset.datasets.1.data_root={root}',
+               f'train_dataloader.dataset.datasets.1.split_file={split}/unlabeled.txt',
+               f'val_dataloader.dataset.data_root={root}',
+               f'test_dataloader.dataset.data_root={root}',
+               'train_dataloader.batch_size=4', 'train_dataloader.sampler.batch_size=4',
+               'train_dataloader.num_workers=0', 'val_dataloader.num_workers=0',
+               'model.labelled_per_batch=2', f'model.method={method}',
+               'train_cfg.max_iters=3', 'train_cfg.val_interval=3',
+               'default_hooks.logger.interval=1', *extra]
+    env = dict(os.environ, OMP_NUM_THREADS='1', CUDA_VISIBLE_DEVICES='')
+    proc = subprocess.run([sys.executable, 'tools/train.py', CONFIG, '--work-dir', work,
+                           '--cfg-options', *options], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=600)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-4000:]
+    return log
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('method, losses', [
+    ('reco', ('loss_sup', 'loss_unsup', 'loss_reco')),
+    ('mean_teacher', ('loss_sup', 'loss_unsup')),
+    ('supervised', ('loss_sup',))])
+def test_tiny_run_of_each_method(method, losses, split_scenes, tmp_path):
+    root, split = split_scenes
+    work = str(tmp_path / method)
+    log = _train(root, split, work, method)
+    train_lines = [line for line in log.splitlines() if 'Iter(train)' in line]
+    assert len(train_lines) == 3
+    for name in losses:
+        assert f'{name}: ' in train_lines[-1], train_lines[-1]
+    assert ('loss_reco' in train_lines[-1]) == (method == 'reco')
+    assert 'teacher_momentum: 0.6667' in train_lines[-1]  # third update: m_2 = 2/3
+    assert 'mIoU' in log
+    metrics = json.load(open(osp.join(work, 'metrics_val.json')))
+    assert 0.0 <= metrics['mIoU'] <= 100.0
+
+
+@pytest.mark.slow
+def test_starts_from_a_converted_checkpoint_and_refuses_a_wrong_one(split_scenes, tmp_path):
+    import torchvision
+    root, split = split_scenes
+    good = str(tmp_path / 'r18.pth')
+    torch.save(torchvision.models.resnet18().state_dict(), good)
+    _train(root, split, str(tmp_path / 'good'), 'supervised',
+           [f'model.network.backbone_checkpoint={good}'])
+    bad = str(tmp_path / 'r50.pth')
+    torch.save(torchvision.models.resnet50().state_dict(), bad)
+    with pytest.raises(AssertionError, match='does not fit'):
+        _train(root, split, str(tmp_path / 'bad'), 'supervised',
+               [f'model.network.backbone_checkpoint={bad}'])
