@@ -13,6 +13,7 @@ import torch.nn as nn
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIG = 'configs/mmseg/semisup/reco_r18_synthetic_5pct.py'
+U2PL_CONFIG = 'configs/mmseg/semisup/u2pl_r18_synthetic_5pct.py'
 
 
 def test_mean_teacher_hook_moves_parameters_by_the_schedule_and_keeps_teacher_buffers():
@@ -55,7 +56,7 @@ def split_scenes(tmp_path_factory):
     return root, split
 
 
-def _train(root, split, work, method, extra=()):
+def _train(root, split, work, method, extra=(), config=CONFIG):
     options = [f'train_dataloader.dataset.datasets.0.data_root={root}',
                f'train_dataloader.dataset.datasets.0.split_file={split}/labeled.txt',
                f'train_dataloader.dataset.datasets.1.data_root={root}',
@@ -68,7 +69,7 @@ def _train(root, split, work, method, extra=()):
                'train_cfg.max_iters=3', 'train_cfg.val_interval=3',
                'default_hooks.logger.interval=1', *extra]
     env = dict(os.environ, OMP_NUM_THREADS='1', CUDA_VISIBLE_DEVICES='')
-    proc = subprocess.run([sys.executable, 'tools/train.py', CONFIG, '--work-dir', work,
+    proc = subprocess.run([sys.executable, 'tools/train.py', config, '--work-dir', work,
                            '--cfg-options', *options], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=600)
     log = proc.stdout + proc.stderr
@@ -94,6 +95,25 @@ def test_tiny_run_of_each_method(method, losses, split_scenes, tmp_path):
     assert 'mIoU' in log
     metrics = json.load(open(osp.join(work, 'metrics_val.json')))
     assert 0.0 <= metrics['mIoU'] <= 100.0
+
+
+@pytest.mark.slow
+def test_tiny_u2pl_run_keeps_its_memory_bank_in_the_checkpoint(split_scenes, tmp_path):
+    root, split = split_scenes
+    work = str(tmp_path / 'u2pl')
+    log = _train(root, split, work, 'u2pl', ['model.u2pl.sup_only_iters=1',
+                                             'custom_hooks.2.first_semi_iteration=1',
+                                             'model.u2pl.queue_size=64',
+                                             'model.u2pl.queue_size_class0=64',
+                                             'model.u2pl.num_queries=16'], config=U2PL_CONFIG)
+    lines = [line for line in log.splitlines() if 'Iter(train)' in line]
+    assert 'teacher_momentum' not in lines[0]  # supervised-only first iteration
+    assert 'loss_contrast: 0.0000' in lines[0] and 'loss_aux' in lines[0]
+    assert 'teacher_momentum: 0.5000' in lines[-1]  # m_1 after the copy at iteration 1
+    state = torch.load(osp.join(work, 'iter_3.pth'), map_location='cpu',
+                       weights_only=False)['state_dict']
+    counts = state['memory_bank.counts']
+    assert counts.sum() > 0 and state['memory_bank.features'].shape[1] == 256
 
 
 @pytest.mark.slow

@@ -1,0 +1,17 @@
+# U2PL (entropy-drop pseudo-labels + contrast against unreliable pixels with a per-class
+# memory bank) on the built-in synthetic scenes, 5% labelled (the same shipped split as
+# reco_r18_synthetic_5pct.py), deep-stem ResNet-18 DeepLabV3+ at OS8 with the aux head.
+# One CutMix with probability 0.5, ONE student forward on [labelled; unlabelled].
+#   python tools/train.py configs/mmseg/semisup/u2pl_r18_synthetic_5pct.py
+_base_ = ['./reco_r18_synthetic_5pct.py']
+max_iters = 300
+model = dict(
+    network=dict(_delete_=True, type='U2PLNetwork', num_classes=8, depth=18, output_stride=8,
+                 aux=True, norm_cfg=dict(type='SyncBN', requires_grad=True),
+                 backbone_checkpoint=None),
+    method='u2pl',
+    # the memory bank: 2000 keys per class (U2PL: 30000, 50000 for class 0) for the CPU run
+    u2pl=dict(sup_only_iters=20, iters_per_epoch=25, queue_size=2000, queue_size_class0=2000,
+              num_queries=64, num_negatives=50))
+custom_hooks = [dict(type='RunManifestHook'), dict(type='ResultsTableHook'),
+                dict(type='MeanTeacherHook', first_semi_iteration=20, max_momentum=0.99)]
