@@ -56,7 +56,14 @@ def split_scenes(tmp_path_factory):
     return root, split
 
 
-def _train(root, split, work, method, extra=(), config=CONFIG):
+def _free_port():
+    import socket
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return str(sock.getsockname()[1])
+
+
+def _train(root, split, work, method, extra=(), config=CONFIG, processes=1):
     options = [f'train_dataloader.dataset.datasets.0.data_root={root}',
                f'train_dataloader.dataset.datasets.0.split_file={split}/labeled.txt',
                f'train_dataloader.dataset.datasets.1.data_root={root}',
@@ -68,10 +75,11 @@ def _train(root, split, work, method, extra=(), config=CONFIG):
                'model.labelled_per_batch=2', f'model.method={method}',
                'train_cfg.max_iters=3', 'train_cfg.val_interval=3',
                'default_hooks.logger.interval=1', *extra]
-    env = dict(os.environ, OMP_NUM_THREADS='1', CUDA_VISIBLE_DEVICES='')
-    proc = subprocess.run([sys.executable, 'tools/train.py', config, '--work-dir', work,
-                           '--cfg-options', *options], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=600)
+    env = dict(os.environ, OMP_NUM_THREADS='1', CUDA_VISIBLE_DEVICES='', PORT=_free_port())
+    entry = ([sys.executable, 'tools/train.py', config] if processes == 1 else
+             ['bash', 'tools/dist_train.sh', config, str(processes)])
+    proc = subprocess.run([*entry, '--work-dir', work, '--cfg-options', *options], cwd=REPO,
+                          env=env, capture_output=True, text=True, timeout=600)
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-4000:]
     return log
@@ -114,6 +122,20 @@ def test_tiny_u2pl_run_keeps_its_memory_bank_in_the_checkpoint(split_scenes, tmp
                        weights_only=False)['state_dict']
     counts = state['memory_bank.counts']
     assert counts.sum() > 0 and state['memory_bank.features'].shape[1] == 256
+
+
+@pytest.mark.slow
+def test_two_process_u2pl_run_gathers_the_bank(split_scenes, tmp_path):
+    root, split = split_scenes
+    work = str(tmp_path / 'u2pl_ddp')
+    log = _train(root, split, work, 'u2pl', ['model.u2pl.sup_only_iters=1',
+                                             'custom_hooks.2.first_semi_iteration=1',
+                                             'model.u2pl.queue_size=64',
+                                             'model.u2pl.queue_size_class0=64',
+                                             'model.u2pl.num_queries=16'],
+                 config=U2PL_CONFIG, processes=2)
+    assert 'Distributed training: True' in log and 'GPU number: 2' in log
+    assert 'Iter(train) [3/3]' in log and 'loss_contrast' in log
 
 
 @pytest.mark.slow
