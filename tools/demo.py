@@ -5,6 +5,7 @@
     python tools/demo.py --methods simclr      # VISSL's SimCLR vs random init, ~8.5 min
     python tools/demo.py --methods vice simclr # ViCE, SimCLR and both random inits, ~10.5 min
     python tools/demo.py --methods detection   # Mask R-CNN (detectron2) from SlotCon vs random
+    python tools/demo.py --methods semisup     # ReCo / U2PL / supervised-only on 5% labels
     python tools/demo.py --methods all         # SlotCon, ViCE, SimCLR, random inits, detection
     python tools/demo.py --bn-baselines        # + random weights with fitted BN statistics
     python tools/demo.py --out work_dirs/demo --fresh
@@ -256,6 +257,50 @@ def write_detection_table(rows, out):
     return table
 
 
+SEMISUP_RUNS = (  # (row name, config, --cfg-options): supervised-only, ReCo, U2PL on 5% labels
+    ('supervised only', 'configs/mmseg/semisup/reco_r18_synthetic_5pct.py',
+     ['model.method=supervised']),
+    ('ReCo + ClassMix', 'configs/mmseg/semisup/reco_r18_synthetic_5pct.py', []),
+    ('U2PL (CutMix)', 'configs/mmseg/semisup/u2pl_r18_synthetic_5pct.py', []),
+)
+
+
+def semisup_rows(method, vissl_checkpoint, data_root, out):
+    """Semi-supervised segmentation with 5% of the labels (the shipped split): supervised
+    only, ReCo, U2PL from random init, and ReCo from ``method``'s pretrained ResNet-18."""
+    pretrained = convert(method, RECIPES[method], vissl_checkpoint, out)
+    runs = [*SEMISUP_RUNS, (f'ReCo + ClassMix, {method} init',
+                            'configs/mmseg/semisup/reco_r18_synthetic_5pct.py',
+                            [f'model.network.backbone_checkpoint={pretrained}'])]
+    rows = []
+    for name, config, options in runs:
+        work_dir = osp.join(out, 'semisup_' + name.split(' ')[0].lower()
+                            + ('_pretrained' if 'init' in name else ''))
+        metrics_file = osp.join(work_dir, 'metrics_val.json')
+        if not osp.exists(metrics_file):
+            root_options = [f'train_dataloader.dataset.datasets.{i}.data_root={data_root}'
+                            for i in (0, 1)]
+            run([sys.executable, 'tools/train.py', config, '--work-dir', work_dir, '--resume',
+                 '--cfg-options', *options, *root_options,
+                 f'val_dataloader.dataset.data_root={data_root}',
+                 f'test_dataloader.dataset.data_root={data_root}'],
+                osp.join(out, 'logs', osp.basename(work_dir) + '.log'))
+        with open(metrics_file) as f:
+            metrics = json.load(f)
+        rows.append(dict(method=name, **{m: metrics[m] for m in METRICS}))
+    return rows
+
+
+def write_semisup_table(rows, out):
+    table = ('| method | aAcc | mIoU | mAcc |\n|---|---|---|---|\n'
+             + ''.join(f"| {r['method']} | " + ' | '.join(f'{r[m]:.2f}' for m in METRICS)
+                       + ' |\n' for r in rows))
+    atomic_write_text('# Semi-supervised segmentation, synthetic scenes, 5% labelled (val)\n\n'
+                      + table, osp.join(out, 'semisup_results.md'))
+    atomic_write_json(rows, osp.join(out, 'semisup_results.json'))
+    return table
+
+
 def detectron2_installed():
     import importlib.util
     return importlib.util.find_spec('detectron2') is not None
@@ -285,18 +330,20 @@ def main():
     parser.add_argument('--out', default='work_dirs/demo')
     parser.add_argument('--data-root', default='data/synthetic_scenes')
     parser.add_argument('--methods', nargs='+', default=['slotcon'],
-                        choices=sorted(RECIPES) + ['detection', 'all'],
+                        choices=sorted(RECIPES) + ['detection', 'semisup', 'all'],
                         help='pretraining methods, in table order (default: slotcon; all = '
                              + ' '.join(ALL_METHODS) + ', + detection with detectron2); '
                              'detection: Mask R-CNN transfer of the first of '
                              + '/'.join(DETECTION_BACKBONES) + ' given (default slotcon) '
-                             'beside random init')
+                             'beside random init; semisup: supervised-only / ReCo / U2PL with '
+                             '5%% of the labels, and ReCo from the first ResNet-18 method')
     parser.add_argument('--bn-baselines', action='store_true',
                         help='also probe random weights with BatchNorm statistics of 20 lr-0 '
                              'pretraining steps (~1.5 min per backbone)')
     parser.add_argument('--fresh', action='store_true', help='delete OUT first')
     args = parser.parse_args()
     detection = 'detection' in args.methods
+    semisup = 'semisup' in args.methods
     if 'all' in args.methods:
         detection = detectron2_installed()
         if not detection:
@@ -355,6 +402,14 @@ def main():
         print(f'\nLinear probe, synthetic scenes val ({time.time() - start:.0f} s so far):\n')
         print(table)
         print(f'written: {osp.join(out, "results.md")}, {osp.join(out, "results.json")}')
+    if semisup:
+        vissl_checkpoint = pretrain(detection_method, data_root, out)
+        table = write_semisup_table(
+            semisup_rows(detection_method, vissl_checkpoint, data_root, out), out)
+        print(f'\nSemi-supervised segmentation, synthetic scenes val, 5% labelled '
+              f'({time.time() - start:.0f} s so far):\n')
+        print(table)
+        print(f'written: {osp.join(out, "semisup_results.md")}')
     if detection:
         vissl_checkpoint = pretrain(detection_method, data_root, out)
         table = write_detection_table(

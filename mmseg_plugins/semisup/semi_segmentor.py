@@ -29,7 +29,9 @@ operations (spec semisup.md 1(b); the math is ``densessl.semisup``):
   Set ``MeanTeacherHook(first_semi_iteration=u2pl.sup_only_iters)``.
 
 Prediction uses the teacher (``predict_with='teacher'``, as both originals evaluate) or the
-student; whole-image inference, logits resized to the input.
+student; whole-image inference, logits resized to the input. ``supervised`` always predicts
+with the student: its teacher never runs in train mode, so its BN statistics stay at their
+initial values (and the original supervised script has no teacher).
 """
 import copy
 
@@ -93,7 +95,7 @@ class SemiSupervisedSegmentor(BaseSegmentor):
         self.strong_threshold, self.weak_threshold = strong_threshold, weak_threshold
         self.reco_options = dict(reco)
         self.unsup_weight, self.reco_weight = unsup_weight, reco_weight
-        self.predict_with = predict_with
+        self.predict_with = 'student' if method == 'supervised' else predict_with
         self.ignore_index = ignore_index
         self.align_corners = False  # BaseSegmentor.postprocess_result resizes with it
         self.generator = torch.Generator().manual_seed(seed)  # mixing + loss sampling draws

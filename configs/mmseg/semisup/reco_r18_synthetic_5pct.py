@@ -10,9 +10,11 @@ data_root = 'data/synthetic_scenes'
 split = 'configs/mmseg/semisup/splits/synthetic_scenes_5pct'
 num_classes = 8
 batch_size = 8  # 4 labelled + 4 unlabelled per iteration
+crop_size = (64, 128)  # random half-size crops: ~4x cheaper steps on a CPU
 pipeline = [
     dict(type='LoadImageFromFileChecked'),
     dict(type='LoadAnnotationsChecked', num_classes=num_classes),
+    dict(type='RandomCrop', crop_size=crop_size),
     dict(type='RandomFlip', prob=0.5),
     dict(type='PackSegInputs'),
 ]
