@@ -12,6 +12,7 @@ model = dict(
     method='u2pl',
     # the memory bank: 2000 keys per class (U2PL: 30000, 50000 for class 0) for the CPU run
     u2pl=dict(sup_only_iters=20, iters_per_epoch=25, queue_size=2000, queue_size_class0=2000,
-              num_queries=64, num_negatives=50))
+              num_queries=64, num_negatives=50,
+              contrast_weight=1.0))  # U2PL's shipped configs: 1; its paper: 0.1 (#52, #57)
 custom_hooks = [dict(type='RunManifestHook'), dict(type='ResultsTableHook'),
                 dict(type='MeanTeacherHook', first_semi_iteration=20, max_momentum=0.99)]
