@@ -12,13 +12,21 @@
 # install it from: a wheel (.whl), a source checkout (folder) or a git URL (git+https://...);
 # sources are built in place (~4 min on 2 CPU cores), all --no-deps with requirements/detectron2.txt:
 #   DENSESSL_DETECTRON2=git+https://github.com/facebookresearch/detectron2.git bash tools/setup_env.sh
-# Without it nothing is installed or removed (docs/install.md); detectron2 tests then skip.
+# Without it, a prebuilt wheel for this Python in the team's wheel folder DENSESSL_WHEELS
+# (default: ../shared/wheels beside the checkout, where CI keeps the CPU wheel built from
+# detectron2's official repository) is used when there is one; otherwise nothing is installed
+# or removed (docs/install.md) and the detectron2 tests skip.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${DENSESSL_VENV:-$ROOT/.venv}"
 PY="${PYTHON:-python3}"
 STAMP="$VENV/.densessl-requirements.sha1"
 D2_SOURCE="${DENSESSL_DETECTRON2:-}"
+if [ -z "$D2_SOURCE" ]; then
+  WHEELS="${DENSESSL_WHEELS:-$ROOT/../shared/wheels}"
+  PY_TAG="$("$PY" -c 'import sys; print("cp%d%d" % sys.version_info[:2])')"
+  D2_SOURCE="$(ls "$WHEELS"/detectron2-*-"$PY_TAG"-"$PY_TAG"-*.whl 2>/dev/null | sort | tail -n 1 || true)"
+fi
 WANT="$( (cat "$ROOT"/requirements/*.txt "$ROOT/pyproject.toml"; [ -z "$D2_SOURCE" ] || echo "detectron2: $D2_SOURCE") | sha1sum | cut -d' ' -f1)"
 
 if [ -x "$VENV/bin/python" ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$WANT" ]; then
