@@ -1,4 +1,4 @@
-"""densessl's detectron2 plugins (detectron2 is optional: see ``d2_plugins.availability``).
+"""densessl's detectron2 plugins (detectron2 is optional: ``d2_plugins.availability``).
 
 Importing the package applies the framework fixes (``d2_plugins.compat``) and registers:
 

@@ -1,7 +1,9 @@
 """Whether detectron2 is installed, and what to tell the user when it is not.
 
 detectron2 is not on the package index, so it is an optional part of densessl: this module
-imports nothing from it, and tools and tests ask here before importing ``d2_plugins``.
+imports nothing from it; ``d2_plugins`` calls :func:`require_detectron2` first, so that
+``import d2_plugins`` without detectron2 is one ImportError that says how to install it
+(``tools/d2_train_net.py`` prints it).
 """
 import importlib.util
 
@@ -15,12 +17,7 @@ INSTALL_HINT = (
     'See docs/install.md ("detectron2").')
 
 
-def detectron2_available():
-    """True when ``import detectron2`` would find the package."""
-    return importlib.util.find_spec('detectron2') is not None
-
-
 def require_detectron2():
     """Raise ``ImportError`` with :data:`INSTALL_HINT` unless detectron2 is installed."""
-    if not detectron2_available():
+    if importlib.util.find_spec('detectron2') is None:
         raise ImportError(INSTALL_HINT)

@@ -53,15 +53,7 @@ def write_results(results, cfg, args):
                                 'datasets': list(cfg.DATASETS.TEST), 'results': tasks},
                                osp.join(out, 'results.json')),
              atomic_write_text(markdown_table(results, title), osp.join(out, 'results.md')),
-             write_manifest(out, _cfg_as_dict(cfg), seeds={'detectron2': cfg.SEED},
+             write_manifest(out, cfg, seeds={'detectron2': cfg.SEED},
                             kind='d2_eval' if args.eval_only else 'd2_train')]
     return paths
 
-
-def _cfg_as_dict(node):
-    """A (yacs) CfgNode as plain dicts, lists and scalars (for the manifest)."""
-    if isinstance(node, dict):
-        return {k: _cfg_as_dict(v) for k, v in node.items()}
-    if isinstance(node, (list, tuple)):
-        return [_cfg_as_dict(v) for v in node]
-    return node

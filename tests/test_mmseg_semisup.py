@@ -14,6 +14,10 @@ import torch.nn as nn
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIG = 'configs/mmseg/semisup/reco_r18_synthetic_5pct.py'
 U2PL_CONFIG = 'configs/mmseg/semisup/u2pl_r18_synthetic_5pct.py'
+# one supervised-only iteration, then the semi-supervised ones; a small bank and few queries
+TINY_U2PL = ('model.u2pl.sup_only_iters=1', 'custom_hooks.2.first_semi_iteration=1',
+             'model.u2pl.queue_size=64', 'model.u2pl.queue_size_class0=64',
+             'model.u2pl.num_queries=16')
 
 
 def test_mean_teacher_hook_moves_parameters_by_the_schedule_and_keeps_teacher_buffers():
@@ -109,11 +113,7 @@ def test_tiny_run_of_each_method(method, losses, split_scenes, tmp_path):
 def test_tiny_u2pl_run_keeps_its_memory_bank_in_the_checkpoint(split_scenes, tmp_path):
     root, split = split_scenes
     work = str(tmp_path / 'u2pl')
-    log = _train(root, split, work, 'u2pl', ['model.u2pl.sup_only_iters=1',
-                                             'custom_hooks.2.first_semi_iteration=1',
-                                             'model.u2pl.queue_size=64',
-                                             'model.u2pl.queue_size_class0=64',
-                                             'model.u2pl.num_queries=16'], config=U2PL_CONFIG)
+    log = _train(root, split, work, 'u2pl', TINY_U2PL, config=U2PL_CONFIG)
     lines = [line for line in log.splitlines() if 'Iter(train)' in line]
     assert 'teacher_momentum' not in lines[0]  # supervised-only first iteration
     assert 'loss_contrast: 0.0000' in lines[0] and 'loss_aux' in lines[0]
@@ -128,12 +128,7 @@ def test_tiny_u2pl_run_keeps_its_memory_bank_in_the_checkpoint(split_scenes, tmp
 def test_two_process_u2pl_run_gathers_the_bank(split_scenes, tmp_path):
     root, split = split_scenes
     work = str(tmp_path / 'u2pl_ddp')
-    log = _train(root, split, work, 'u2pl', ['model.u2pl.sup_only_iters=1',
-                                             'custom_hooks.2.first_semi_iteration=1',
-                                             'model.u2pl.queue_size=64',
-                                             'model.u2pl.queue_size_class0=64',
-                                             'model.u2pl.num_queries=16'],
-                 config=U2PL_CONFIG, processes=2)
+    log = _train(root, split, work, 'u2pl', TINY_U2PL, config=U2PL_CONFIG, processes=2)
     assert 'Distributed training: True' in log and 'GPU number: 2' in log
     assert 'Iter(train) [3/3]' in log and 'loss_contrast' in log
 

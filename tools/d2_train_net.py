@@ -29,6 +29,7 @@ except ImportError as error:
 
 import detectron2.utils.comm as comm  # noqa: E402
 from detectron2.config import get_cfg  # noqa: E402
+from detectron2.data import MetadataCatalog  # noqa: E402
 from detectron2.engine import (DefaultTrainer, default_argument_parser,  # noqa: E402
                                default_setup, launch)
 from detectron2.evaluation import (COCOEvaluator, PascalVOCDetectionEvaluator,  # noqa: E402
@@ -45,7 +46,6 @@ class Trainer(DefaultTrainer):
     @classmethod
     def build_evaluator(cls, cfg, dataset_name, output_folder=None):
         output_folder = output_folder or osp.join(cfg.OUTPUT_DIR, 'inference', dataset_name)
-        from detectron2.data import MetadataCatalog
         kind = MetadataCatalog.get(dataset_name).evaluator_type
         if kind == 'coco':
             return COCOEvaluator(dataset_name, output_dir=output_folder)

@@ -200,7 +200,7 @@ def visualise_slots(vissl_checkpoint, data_root, out):
 
 DETECTION_CONFIG = 'configs/d2/synthetic_mask_rcnn_R_18_FPN_cpu.yaml'
 DETECTION_METRICS = (('bbox', 'AP'), ('bbox', 'AP50'), ('segm', 'AP'), ('segm', 'AP50'))
-DETECTION_BACKBONES = ('slotcon', 'simclr')  # ResNet-18 pretraining whose trunk goes to detectron2
+TRANSFER_METHODS = ('slotcon', 'simclr')  # ResNet-18 pretraining sent to detection / semisup
 
 
 def detection_run(name, weights, out):
@@ -334,7 +334,7 @@ def main():
                         help='pretraining methods, in table order (default: slotcon; all = '
                              + ' '.join(ALL_METHODS) + ', + detection with detectron2); '
                              'detection: Mask R-CNN transfer of the first of '
-                             + '/'.join(DETECTION_BACKBONES) + ' given (default slotcon) '
+                             + '/'.join(TRANSFER_METHODS) + ' given (default slotcon) '
                              'beside random init; semisup: supervised-only / ReCo / U2PL with '
                              '5%% of the labels, and ReCo from the first ResNet-18 method')
     parser.add_argument('--bn-baselines', action='store_true',
@@ -353,7 +353,7 @@ def main():
         sys.exit('demo: --methods detection needs detectron2 (docs/install.md, "detectron2"): '
                  'DENSESSL_DETECTRON2=<wheel|folder|git URL> bash tools/setup_env.sh')
     probe_methods = [m for m in args.methods if m in RECIPES]
-    detection_method = next((m for m in probe_methods if m in DETECTION_BACKBONES), 'slotcon')
+    transfer_method = next((m for m in probe_methods if m in TRANSFER_METHODS), 'slotcon')
     out = osp.abspath(args.out)
     data_root = osp.abspath(args.data_root)
     if args.fresh and osp.isdir(out):
@@ -403,23 +403,23 @@ def main():
         print(table)
         print(f'written: {osp.join(out, "results.md")}, {osp.join(out, "results.json")}')
     if semisup:
-        vissl_checkpoint = pretrain(detection_method, data_root, out)
+        vissl_checkpoint = pretrain(transfer_method, data_root, out)
         table = write_semisup_table(
-            semisup_rows(detection_method, vissl_checkpoint, data_root, out), out)
+            semisup_rows(transfer_method, vissl_checkpoint, data_root, out), out)
         print(f'\nSemi-supervised segmentation, synthetic scenes val, 5% labelled '
               f'({time.time() - start:.0f} s so far):\n')
         print(table)
         print(f'written: {osp.join(out, "semisup_results.md")}')
     if detection:
-        vissl_checkpoint = pretrain(detection_method, data_root, out)
+        vissl_checkpoint = pretrain(transfer_method, data_root, out)
         table = write_detection_table(
-            detection_rows(detection_method, vissl_checkpoint, out), out)
+            detection_rows(transfer_method, vissl_checkpoint, out), out)
         print(f'\nMask R-CNN R18-FPN, synthetic scenes val, COCO AP '
               f'({time.time() - start:.0f} s in all):\n')
         print(table)
         print(f'written: {osp.join(out, "detection_results.md")}, '
               f'{osp.join(out, "detection_results.json")}, '
-              f'{osp.join(out, f"detection_{detection_method}.png")}')
+              f'{osp.join(out, f"detection_{transfer_method}.png")}')
 
 
 if __name__ == '__main__':

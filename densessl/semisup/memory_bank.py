@@ -178,7 +178,7 @@ class ClassMemoryBank(nn.Module):
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
                               unexpected_keys, error_msgs):
         # refuse another layout outright (also under non-strict loaders that only warn on
-        # size mismatches, such as mmengine's load_checkpoint(strict=False))
+        # size mismatches, such as mmengine's non-strict load_checkpoint)
         saved_capacities = state_dict.get(prefix + 'capacities')
         saved_features = state_dict.get(prefix + 'features')
         if saved_capacities is not None or saved_features is not None:

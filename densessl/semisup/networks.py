@@ -43,7 +43,7 @@ State-dict keys (``backbone.`` inside the networks):
       conv1.1.* (BN 64), conv1.3.weight (64->64), conv1.4.* (BN 64), conv1.6.weight (64->128),
       bn1.* (BN 128); layers as above with layer1.0.conv1 / downsample.0 taking 128 channels.
       Fits the deep-stem ImageNet ``resnet101.pth`` that U2PL, CPS, ST++ and UniMatch share
-      (U2PL loads it with strict=False, so its exact contents are not verified here;
+      (U2PL loads it non-strictly, so its exact contents are not verified here;
       ``load_backbone_weights`` checks every key). Also accepted, remapped by
       ``remap_deep_stem_keys``: the conv1/bn1/conv2/bn2/conv3/bn3 stem of CSAIL-style deep-stem
       files, and mmseg ResNetV1c's stem.{0,1,3,4,6,7} -- the latter only with
