@@ -16,8 +16,8 @@ CONFIG = 'configs/mmseg/semisup/reco_r18_synthetic_5pct.py'
 U2PL_CONFIG = 'configs/mmseg/semisup/u2pl_r18_synthetic_5pct.py'
 # one supervised-only iteration, then the semi-supervised ones; a small bank and few queries
 TINY_U2PL = ('model.u2pl.sup_only_iters=1', 'custom_hooks.2.first_semi_iteration=1',
-             'model.u2pl.queue_size=64', 'model.u2pl.queue_size_class0=64',
-             'model.u2pl.num_queries=16')
+             'model.contrast_loss.queue_size=64', 'model.contrast_loss.queue_size_class0=64',
+             'model.contrast_loss.num_queries=16')
 
 
 def test_mean_teacher_hook_moves_parameters_by_the_schedule_and_keeps_teacher_buffers():
@@ -120,8 +120,8 @@ def test_tiny_u2pl_run_keeps_its_memory_bank_in_the_checkpoint(split_scenes, tmp
     assert 'teacher_momentum: 0.5000' in lines[-1]  # m_1 after the copy at iteration 1
     state = torch.load(osp.join(work, 'iter_3.pth'), map_location='cpu',
                        weights_only=False)['state_dict']
-    counts = state['memory_bank.counts']
-    assert counts.sum() > 0 and state['memory_bank.features'].shape[1] == 256
+    counts = state['contrast_loss.memory_bank.counts']
+    assert counts.sum() > 0 and state['contrast_loss.memory_bank.features'].shape[1] == 256
 
 
 @pytest.mark.slow
@@ -138,11 +138,18 @@ def test_starts_from_a_converted_checkpoint_and_refuses_a_wrong_one(split_scenes
     import torchvision
     root, split = split_scenes
     good = str(tmp_path / 'r18.pth')
-    torch.save(torchvision.models.resnet18().state_dict(), good)
-    _train(root, split, str(tmp_path / 'good'), 'supervised',
-           [f'model.network.backbone_checkpoint={good}'])
+    weights = torchvision.models.resnet18().state_dict()
+    torch.save(weights, good)
+    work = str(tmp_path / 'good')
+    _train(root, split, work, 'supervised', [f'model.network.init_cfg.checkpoint={good}',
+                                             'optim_wrapper.optimizer.lr=0.0',
+                                             'param_scheduler.0.eta_min=0.0'])
+    state = torch.load(osp.join(work, 'iter_3.pth'), map_location='cpu',
+                       weights_only=False)['state_dict']
+    for key in ('conv1.weight', 'layer4.1.conv2.weight'):  # lr 0: still the file's weights
+        assert torch.equal(state[f'student.net.backbone.{key}'], weights[key])
     bad = str(tmp_path / 'r50.pth')
     torch.save(torchvision.models.resnet50().state_dict(), bad)
     with pytest.raises(AssertionError, match='does not fit'):
         _train(root, split, str(tmp_path / 'bad'), 'supervised',
-               [f'model.network.backbone_checkpoint={bad}'])
+               [f'model.network.init_cfg.checkpoint={bad}'])

@@ -271,7 +271,7 @@ def semisup_rows(method, vissl_checkpoint, data_root, out):
     pretrained = convert(method, RECIPES[method], vissl_checkpoint, out)
     runs = [*SEMISUP_RUNS, (f'ReCo + ClassMix, {method} init',
                             'configs/mmseg/semisup/reco_r18_synthetic_5pct.py',
-                            [f'model.network.backbone_checkpoint={pretrained}'])]
+                            [f'model.network.init_cfg.checkpoint={pretrained}'])]
     rows = []
     for name, config, options in runs:
         work_dir = osp.join(out, 'semisup_' + name.split(' ')[0].lower()

@@ -4,3 +4,4 @@
 ``MeanTeacherHook``, networks ``ReCoNetwork`` / ``U2PLNetwork``."""
 from mmseg_plugins.semisup import (labelled_unlabelled_sampler,  # noqa: F401  (registration)
                                    mean_teacher_hook, networks, semi_segmentor)
+from mmseg_plugins.semisup import datasets, transforms  # noqa: F401  (registration)

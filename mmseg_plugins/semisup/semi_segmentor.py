@@ -1,8 +1,9 @@
-"""``SemiSupervisedSegmentor``: a student and its mean teacher in MMSeg 1.x (ReCo family).
+"""``SemiSupervisedSegmentor``: a student and its mean teacher in MMSeg 1.x (ReCo, U2PL).
 
 One training batch from ``LabelledUnlabelledSampler`` holds ``labelled_per_batch`` labelled
 images first, then the unlabelled ones. ``method`` picks the per-iteration order of
-operations (spec semisup.md 1(b); the math is ``densessl.semisup``):
+operations (spec semisup.md 1(b), 2(b)); the losses are registered modules (``losses.py``)
+around the math in ``densessl.semisup``:
 
 * ``supervised``: one student forward on the labelled images, cross-entropy. Unlabelled
   images in the batch are ignored (set ``labelled_fraction=1.0`` in the sampler for speed).
@@ -12,104 +13,141 @@ operations (spec semisup.md 1(b); the math is ``densessl.semisup``):
     2. ``mixing`` (cutout / cutmix / classmix) on (x_u, y^, c) together, then ReCo's strong
        augmentation (colour and blur on the image only, the flip on all three);
     3. two student forwards, labelled and strong unlabelled (BN sees them separately);
-    4. L = CE(up(pred_l), y_l) + confidence-weighted CE(up(pred_u), y^, c, 0.97)
-           [+ ReCo's regional contrast over [rep_l; rep_u] for ``reco``: valid pixels are the
-           labelled ones and unlabelled ones with c >= weak_threshold, at the representation's
-           resolution].
-  The teacher follows the student through ``MeanTeacherHook`` (parameters only).
+    4. L = CE(up(pred_l), y_l) + ``unsup_loss`` (``ConfidenceWeightedCELoss``)
+           [+ ``contrast_loss`` (``ReCoLoss``) over [rep_l; rep_u] for ``reco``: valid pixels
+           are the labelled ones and unlabelled ones with c >= weak_threshold, at the
+           representation's resolution].
+  ``partial_labels=True`` (ReCo's partial-label mode): the sparse labels of the unlabelled
+  view overwrite its pseudo-labels (confidence 1 there), and the labelled half of the
+  contrast takes the student's own predictions of confidence >= strong_threshold where it
+  has no label.
 * ``u2pl`` (spec 2(b)): before ``u2pl.sup_only_iters`` only L_sup (+ aux), the teacher's
   train-mode pass on the labelled images moving its BN statistics; from then on (the first
   semi-supervised iteration copies the student into the teacher):
     1. teacher (eval) on x_u -> c, y^; CutMix with the neighbour with probability 0.5;
-    2. ONE student forward on [x_l; x_u] (BN sees both), L_sup (+ 0.4 aux on x_l);
+    2. ONE student forward on [x_l; x_u] (BN sees both), L_sup (+ aux_weight * aux on x_l);
     3. teacher (train mode, no gradient) on [x_l; x_u] -> probabilities and features;
-    4. L_u = entropy-drop CE (the drop ratio annealed over the epochs), L_c = U2PL's
-       contrastive loss against the per-class memory bank (``ClassMemoryBank``, a buffer of
-       this model: saved in and restored from checkpoints; keys gathered across processes).
+    4. L_u = ``EntropyDropCELoss`` (the drop ratio annealed over the epochs), L_c =
+       ``U2PLContrastiveLoss`` against its per-class memory bank (a buffer of the loss
+       module: saved in and restored from checkpoints; keys gathered across processes).
   Set ``MeanTeacherHook(first_semi_iteration=u2pl.sup_only_iters)``.
 
 Prediction uses the teacher (``predict_with='teacher'``, as both originals evaluate) or the
-student; whole-image inference, logits resized to the input. ``supervised`` always predicts
-with the student: its teacher never runs in train mode, so its BN statistics stay at their
-initial values (and the original supervised script has no teacher).
+student, whole-image or sliding-window (``test_cfg``), logits resized to the input.
+``supervised`` always predicts with the student: its teacher never runs in train mode, so
+its BN statistics stay at their initial values (and the original supervised script has no
+teacher).
 """
 import copy
 
+import numpy as np
 import torch
 import torch.nn.functional as F
-from mmengine.dist import all_gather, get_world_size
-from mmengine.logging import MessageHub
+from mmengine.config import ConfigDict
+from mmengine.dist import get_rank
+from mmengine.logging import MessageHub, print_log
 from mmseg.models.segmentors.base import BaseSegmentor
+from mmseg.models.segmentors.encoder_decoder import EncoderDecoder
 from mmseg.registry import MODELS
 
-from densessl.semisup.memory_bank import ClassMemoryBank, u2pl_queue_sizes
 from densessl.semisup.mixing import U2PL_MIX_PROBABILITY, mix_batch, reco_strong_augment
-from densessl.semisup.reco_loss import confidence_weighted_ce, reco_loss
-from densessl.semisup.u2pl_loss import (contrastive_targets, entropy_drop_ce,
-                                        low_entropy_percent, u2pl_contrastive_loss,
-                                        unreliable_percent)
+from mmseg_plugins.semisup.losses import (ConfidenceWeightedCELoss, EntropyDropCELoss,
+                                          ReCoLoss, U2PLContrastiveLoss)
 
 METHODS = ('supervised', 'mean_teacher', 'reco', 'u2pl')
-U2PL_DEFAULTS = dict(sup_only_iters=0, iters_per_epoch=None, drop_percent=80.0,
-                     low_entropy_threshold=20.0, num_queries=256, num_negatives=50,
-                     temperature=0.5, low_rank=3, high_rank=20, current_class_threshold=0.3,
-                     current_class_negative_threshold=1.0, queue_size=30000,
-                     queue_size_class0=50000, aux_weight=0.4, unsup_weight=1.0,
-                     contrast_weight=1.0, bug_compat=False)
+# the losses each method uses: (unsupervised, contrastive); a config entry of None takes these
+DEFAULT_LOSSES = dict(
+    supervised=(None, None),
+    mean_teacher=(dict(type='ConfidenceWeightedCELoss'), None),
+    reco=(dict(type='ConfidenceWeightedCELoss'), dict(type='ReCoLoss')),
+    u2pl=(dict(type='EntropyDropCELoss'), dict(type='U2PLContrastiveLoss')))
+LOSS_CLASSES = dict(mean_teacher=(ConfidenceWeightedCELoss, None),
+                    reco=(ConfidenceWeightedCELoss, ReCoLoss),
+                    u2pl=(EntropyDropCELoss, U2PLContrastiveLoss))
+U2PL_DEFAULTS = dict(sup_only_iters=0, iters_per_epoch=None, aux_weight=0.4)
 
 
-def gather_rows(rows):
-    """All processes' (n_i, k) rows in rank order (mmengine's all_gather needs equal shapes:
-    rows are padded with class id -1 in the last column, which the bank skips)."""
-    if get_world_size() == 1:
-        return rows
-    counts = all_gather(torch.tensor([rows.shape[0]], device=rows.device))
-    most = int(max(int(c) for c in counts))
-    padded = rows.new_full((most, rows.shape[1]), -1.0)
-    padded[:rows.shape[0]] = rows
-    return torch.cat(all_gather(padded))
+def iteration_seed(seed, rank, iteration):
+    """The seed of one process's draws at one iteration: the same after a resume, different
+    across processes (numpy's SeedSequence mixes the three numbers)."""
+    return int(np.random.SeedSequence([seed, rank, iteration]).generate_state(1)[0])
 
 
 @MODELS.register_module()
 class SemiSupervisedSegmentor(BaseSegmentor):
-    """Student ``network`` (a registered model returning ``dict(logits, rep)``), its
-    teacher (a copy), and the method's losses; see the module docstring."""
+    """Student ``network`` (a registered model returning ``dict(logits, rep[, aux_logits])``),
+    its teacher (a copy), and the method's losses; see the module docstring.
+
+    ``sup_loss``: None = cross-entropy ignoring ``ignore_index``, or a registered loss
+    ``loss(logits, labels)`` (e.g. mmseg's ``OhemCrossEntropy`` for U2PL's Cityscapes).
+    ``unsup_loss`` / ``contrast_loss``: the method's registered losses (``losses.py``); None
+    takes the method's default (``DEFAULT_LOSSES``). ``partial_labels``: ReCo's partial-label
+    mode (every image has sparse labels, the labelled and unlabelled sets are the same).
+    ``u2pl``: ``sup_only_iters``, ``iters_per_epoch`` (the annealing's epoch), ``aux_weight``.
+    ``test_cfg``: mmseg's ``dict(mode='whole')`` or ``dict(mode='slide', crop_size=(h, w),
+    stride=(h, w))``. ``seed``: the draws of iteration t on process r come from
+    ``iteration_seed(seed, r, t)``, so a resumed run draws what an uninterrupted one would.
+    """
 
     def __init__(self, network, num_classes, labelled_per_batch, method='reco',
-                 mixing='classmix', strong_threshold=0.97, weak_threshold=0.7,
-                 reco=dict(temperature=0.5, num_queries=256, num_negatives=512),
-                 unsup_weight=1.0, reco_weight=1.0, u2pl=None, predict_with='teacher',
-                 ignore_index=255, seed=0, data_preprocessor=None, init_cfg=None):
+                 mixing='classmix', sup_loss=None, unsup_loss=None, contrast_loss=None,
+                 partial_labels=False, u2pl=None, predict_with='teacher',
+                 test_cfg=dict(mode='whole'), ignore_index=255, seed=0,
+                 data_preprocessor=None, init_cfg=None):
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         if method not in METHODS:
             raise ValueError(f'SemiSupervisedSegmentor: method {method!r} is not one of {METHODS}')
         if predict_with not in ('teacher', 'student'):
             raise ValueError(f"predict_with must be 'teacher' or 'student', got {predict_with!r}")
+        if partial_labels and method not in ('mean_teacher', 'reco'):
+            raise ValueError(f'partial_labels is ReCo\'s mode (method mean_teacher or reco), not '
+                             f'{method!r}')
         self.student = MODELS.build(network)
         self.teacher = copy.deepcopy(self.student)
+        self.teacher.pretrained = None  # init_weights copies the student's start
         for parameter in self.teacher.parameters():
             parameter.requires_grad_(False)
-        self.num_classes = num_classes
+        self.num_classes = self.out_channels = num_classes  # out_channels: slide inference
         self.labelled_per_batch = labelled_per_batch
-        self.method, self.mixing = method, mixing
-        self.strong_threshold, self.weak_threshold = strong_threshold, weak_threshold
-        self.reco_options = dict(reco)
-        self.unsup_weight, self.reco_weight = unsup_weight, reco_weight
+        self.method, self.mixing, self.partial_labels = method, mixing, partial_labels
         self.predict_with = 'student' if method == 'supervised' else predict_with
         self.ignore_index = ignore_index
         self.align_corners = False  # BaseSegmentor.postprocess_result resizes with it
-        self.generator = torch.Generator().manual_seed(seed)  # mixing + loss sampling draws
+        self.test_cfg = ConfigDict(test_cfg)
+        if self.test_cfg.get('mode', 'whole') not in ('whole', 'slide'):
+            raise ValueError(f"test_cfg.mode must be 'whole' or 'slide', got {self.test_cfg}")
+        self.seed = seed
+        self.generator = torch.Generator()  # reseeded every iteration (iteration_seed)
         unknown = set(u2pl or {}) - set(U2PL_DEFAULTS)
         if unknown:
             raise ValueError(f'SemiSupervisedSegmentor: unknown u2pl keys {sorted(unknown)}; '
-                             f'known: {sorted(U2PL_DEFAULTS)}')
+                             f'known: {sorted(U2PL_DEFAULTS)} (the loss options belong to '
+                             f'unsup_loss=dict(type=\'EntropyDropCELoss\', ...) and '
+                             f'contrast_loss=dict(type=\'U2PLContrastiveLoss\', ...))')
         self.u2pl = {**U2PL_DEFAULTS, **(u2pl or {})}
-        if method == 'u2pl':
-            self.memory_bank = ClassMemoryBank(
-                num_classes, dim=getattr(self.student.net, 'rep_dim', 256),
-                capacity=u2pl_queue_sizes(num_classes, self.u2pl['queue_size'],
-                                          self.u2pl['queue_size_class0']),
-                gather_fn=gather_rows)
+        self.sup_loss = MODELS.build(sup_loss) if sup_loss is not None else None
+        self.unsup_loss = self._build_loss(method, 0, unsup_loss)
+        self.contrast_loss = self._build_loss(method, 1, contrast_loss)
+
+    def _build_loss(self, method, which, cfg):
+        default = DEFAULT_LOSSES[method][which]
+        if default is None:  # e.g. a ReCo config run with --cfg-options model.method=supervised
+            if cfg is not None:
+                print_log(f'SemiSupervisedSegmentor: method {method!r} uses no '
+                          f'{("unsup_loss", "contrast_loss")[which]}; {cfg.get("type")} not '
+                          f'built', logger='current')
+            return None
+        cfg = dict(cfg or default)
+        if cfg.get('type') == 'U2PLContrastiveLoss':
+            cfg.setdefault('num_classes', self.num_classes)
+            cfg.setdefault('dim', getattr(self.student.net, 'rep_dim', 256))
+            cfg.setdefault('ignore_index', self.ignore_index)
+        loss = MODELS.build(cfg)
+        expected = LOSS_CLASSES[method][which]
+        if not isinstance(loss, expected):
+            raise TypeError(f'method {method!r} needs a {expected.__name__} as '
+                            f'{("unsup_loss", "contrast_loss")[which]}, got {type(loss).__name__}')
+        return loss
 
     def init_weights(self):
         super().init_weights()
@@ -125,6 +163,19 @@ class SemiSupervisedSegmentor(BaseSegmentor):
     def _down(self, labels, size):
         return F.interpolate(labels[:, None].float(), size=size, mode='nearest')[:, 0].long()
 
+    def _iteration(self):
+        return MessageHub.get_current_instance().get_info('iter') or 0
+
+    def _draws(self, iteration):
+        """This iteration's generator (mixing and loss sampling)."""
+        return self.generator.manual_seed(iteration_seed(self.seed, get_rank(), iteration))
+
+    def _supervised(self, logits, labels):
+        logits = self._up(logits, labels.shape[-2:])
+        if self.sup_loss is not None:
+            return self.sup_loss(logits, labels)
+        return F.cross_entropy(logits, labels, ignore_index=self.ignore_index)
+
     @torch.no_grad()
     def _pseudo_labels(self, images):
         """Teacher in train mode (its own BN statistics move), softmax at input size."""
@@ -135,47 +186,63 @@ class SemiSupervisedSegmentor(BaseSegmentor):
 
     # ------------------------------------------------------------------ training
     def loss(self, inputs, data_samples):
+        iteration = self._iteration()
+        generator = self._draws(iteration)
         if self.method == 'u2pl':
-            return self._u2pl_loss(inputs, data_samples)
+            return self._u2pl_loss(inputs, data_samples, iteration, generator)
         n_l = self.labelled_per_batch
         if inputs.shape[0] <= n_l and self.method != 'supervised':
             raise ValueError(f'batch of {inputs.shape[0]} images has no unlabelled image after '
                              f'labelled_per_batch={n_l}: check the sampler (labelled_fraction)')
         x_l, y_l = inputs[:n_l], self._labels(data_samples[:n_l])
         out_l = self.student(x_l)
-        losses = dict(loss_sup=F.cross_entropy(self._up(out_l['logits'], y_l.shape[-2:]), y_l,
-                                               ignore_index=self.ignore_index))
+        losses = dict(loss_sup=self._supervised(out_l['logits'], y_l))
         if self.method == 'supervised':
             return losses
         x_u = inputs[n_l:]
         pseudo, confidence = self._pseudo_labels(x_u)
-        mixed = mix_batch(x_u, pseudo, confidence, self.mixing, self.generator,
+        if self.partial_labels:  # ReCo: the sparse labels of the unlabelled view win, c = 1
+            sparse = self._labels(data_samples[n_l:])
+            given = sparse != self.ignore_index
+            pseudo = torch.where(given, sparse, pseudo)
+            confidence = torch.where(given, torch.ones_like(confidence), confidence)
+        mixed = mix_batch(x_u, pseudo, confidence, self.mixing, generator,
                           num_classes=self.num_classes, ignore_index=self.ignore_index)
         x_u, pseudo, confidence = reco_strong_augment(mixed.images, mixed.labels,
-                                                      mixed.confidence, self.generator)
+                                                      mixed.confidence, generator)
         out_u = self.student(x_u)
-        losses['loss_unsup'] = self.unsup_weight * confidence_weighted_ce(
-            self._up(out_u['logits'], pseudo.shape[-2:]), pseudo, confidence,
-            self.strong_threshold, self.ignore_index)
+        losses['loss_unsup'] = self.unsup_loss(self._up(out_u['logits'], pseudo.shape[-2:]),
+                                               pseudo, confidence)
         if self.method == 'reco':
-            losses['loss_reco'] = self.reco_weight * self._reco(out_l, out_u, y_l, pseudo,
-                                                                confidence)
+            losses['loss_reco'] = self._reco(out_l, out_u, y_l, pseudo, confidence, generator)
         return losses
 
-    def _reco(self, out_l, out_u, y_l, pseudo, confidence):
+    def _labelled_targets(self, out_l, y_l):
+        """ReCo's labelled half for the contrast: ground truth and its valid mask; in the
+        partial-label mode the student's own confident predictions fill the unlabelled
+        pixels (confidence >= the loss's strong threshold)."""
+        given = y_l != self.ignore_index
+        if not self.partial_labels:
+            return y_l, given
+        confidence, predicted = self._up(out_l['logits'].detach(), y_l.shape[-2:]).softmax(1).max(1)
+        labels = torch.where(given, y_l, predicted)
+        return labels, given | (confidence >= self.contrast_loss.strong_threshold)
+
+    def _reco(self, out_l, out_u, y_l, pseudo, confidence, generator):
         rep = torch.cat([out_l['rep'], out_u['rep']])
         size = rep.shape[-2:]
         with torch.no_grad():
-            labels = torch.cat([self._down(y_l, size), self._down(pseudo, size)])
+            labels_l, valid_l = self._labelled_targets(out_l, y_l)
+            labels = torch.cat([self._down(labels_l, size), self._down(pseudo, size)])
             conf_u = F.interpolate(confidence[:, None], size=size, mode='nearest')[:, 0]
-            mask = torch.cat([labels[:y_l.shape[0]] != self.ignore_index,
-                              (conf_u >= self.weak_threshold)
+            valid_l = self._down(valid_l.long(), size).bool()
+            mask = torch.cat([valid_l & (labels[:y_l.shape[0]] != self.ignore_index),
+                              (conf_u >= self.contrast_loss.weak_threshold)
                               & (labels[y_l.shape[0]:] != self.ignore_index)])
             logits = torch.cat([out_l['logits'], out_u['logits']])
             prob = F.interpolate(logits, size=size, mode='bilinear',
                                  align_corners=False).softmax(1)
-        return reco_loss(rep, labels, mask, prob, strong_threshold=self.strong_threshold,
-                         generator=self.generator, **self.reco_options)
+        return self.contrast_loss(rep, labels, mask, prob, generator=generator)
 
     # ------------------------------------------------------------------ U2PL
     def _epoch(self, iteration):
@@ -183,9 +250,8 @@ class SemiSupervisedSegmentor(BaseSegmentor):
         max_iters = MessageHub.get_current_instance().get_info('max_iters') or iteration + 1
         return iteration // per_epoch, max(1, max_iters // per_epoch)
 
-    def _u2pl_loss(self, inputs, data_samples):
+    def _u2pl_loss(self, inputs, data_samples, iteration, generator):
         cfg, n_l = self.u2pl, self.labelled_per_batch
-        iteration = MessageHub.get_current_instance().get_info('iter') or 0
         x_l, y_l = inputs[:n_l], self._labels(data_samples[:n_l])
         size = y_l.shape[-2:]
         if iteration < cfg['sup_only_iters']:
@@ -204,7 +270,7 @@ class SemiSupervisedSegmentor(BaseSegmentor):
             self.teacher.eval()
             prob_u = self._up(self.teacher(x_u)['logits'], x_u.shape[-2:]).softmax(1)
             confidence, pseudo = prob_u.max(1)
-            mixed = mix_batch(x_u, pseudo, confidence, 'cutmix', self.generator,
+            mixed = mix_batch(x_u, pseudo, confidence, 'cutmix', generator,
                               probability=U2PL_MIX_PROBABILITY, ignore_index=self.ignore_index)
             x_u, pseudo = mixed.images, mixed.labels
         out = self.student(torch.cat([x_l, x_u]))  # one forward: BN sees both
@@ -215,36 +281,23 @@ class SemiSupervisedSegmentor(BaseSegmentor):
             teacher_out = self.teacher(torch.cat([x_l, x_u]))
         teacher_logits_u = self._up(teacher_out['logits'][n_l:], size)
         epoch, total = self._epoch(iteration)
-        losses['loss_unsup'] = cfg['unsup_weight'] * entropy_drop_ce(
-            self._up(out['logits'][n_l:], size), pseudo, teacher_logits_u,
-            unreliable_percent(epoch, total, cfg['drop_percent']), self.ignore_index)
+        losses['loss_unsup'] = self.unsup_loss(self._up(out['logits'][n_l:], size), pseudo,
+                                               teacher_logits_u, epoch, total)
         rep = out['rep']
-        labels, low, high = contrastive_targets(
-            y_l, pseudo, teacher_logits_u,
-            low_entropy_percent(epoch, total, cfg['low_entropy_threshold']), rep.shape[-2:],
-            self.ignore_index)
+        labels, low, high = self.contrast_loss.targets(y_l, pseudo, teacher_logits_u, epoch,
+                                                       total, rep.shape[-2:])
         prob_teacher = F.interpolate(teacher_out['logits'], size=rep.shape[-2:],
                                      mode='bilinear', align_corners=False).softmax(1)
-        contrast, terms = u2pl_contrastive_loss(
-            rep, teacher_out['rep'], prob_teacher, labels, low, high, n_l, self.memory_bank,
-            num_queries=cfg['num_queries'], num_negatives=cfg['num_negatives'],
-            temperature=cfg['temperature'], low_rank=cfg['low_rank'], high_rank=cfg['high_rank'],
-            current_class_threshold=cfg['current_class_threshold'],
-            current_class_negative_threshold=cfg['current_class_negative_threshold'],
-            ignore_index=self.ignore_index, bug_compat=cfg['bug_compat'],
-            generator=self.generator)
-        # U2PL all-reduces L_c and divides by the world size; here each process's L_c gives
-        # its own gradient and DDP averages the gradients (the logged value is this rank's)
-        losses['loss_contrast'] = cfg['contrast_weight'] * contrast
+        # each process's L_c gives its own gradient and DDP averages them (U2PL all-reduces
+        # L_c first, which scales its gradient by 1 / world size: bug_compat 'world_size')
+        losses['loss_contrast'], _ = self.contrast_loss(
+            rep, teacher_out['rep'], prob_teacher, labels, low, high, n_l, generator=generator)
         return losses
 
     def _sup_losses(self, out_l, y_l, aux_weight):
-        losses = dict(loss_sup=F.cross_entropy(self._up(out_l['logits'], y_l.shape[-2:]), y_l,
-                                               ignore_index=self.ignore_index))
+        losses = dict(loss_sup=self._supervised(out_l['logits'], y_l))
         if 'aux_logits' in out_l:
-            losses['loss_aux'] = aux_weight * F.cross_entropy(
-                self._up(out_l['aux_logits'], y_l.shape[-2:]), y_l,
-                ignore_index=self.ignore_index)
+            losses['loss_aux'] = aux_weight * self._supervised(out_l['aux_logits'], y_l)
         return losses
 
     # ------------------------------------------------------------------ inference
@@ -258,13 +311,19 @@ class SemiSupervisedSegmentor(BaseSegmentor):
     def extract_feat(self, inputs):
         return self._predictor()(inputs)
 
+    def inference(self, inputs, batch_img_metas):
+        """Whole-image or sliding-window logits at the input size (mmseg's test_cfg)."""
+        if self.test_cfg.get('mode', 'whole') == 'slide':
+            return EncoderDecoder.slide_inference(self, inputs, batch_img_metas)
+        return self.encode_decode(inputs, batch_img_metas)
+
     def predict(self, inputs, data_samples=None):
         if data_samples is not None:
             metas = [s.metainfo for s in data_samples]
         else:
             metas = [dict(ori_shape=inputs.shape[2:], img_shape=inputs.shape[2:],
                           pad_shape=inputs.shape[2:], padding_size=[0, 0, 0, 0])] * len(inputs)
-        return self.postprocess_result(self.encode_decode(inputs, metas), data_samples)
+        return self.postprocess_result(self.inference(inputs, metas), data_samples)
 
     def _forward(self, inputs, data_samples=None):
         return self.encode_decode(inputs, None)

@@ -4,7 +4,7 @@
 # sized for a CPU. method='mean_teacher' / 'supervised' give the baselines; a pretrained
 # ResNet-18 (e.g. the demo's SlotCon, converted with --dst-format mmseg) is one override:
 #   python tools/train.py configs/mmseg/semisup/reco_r18_synthetic_5pct.py \
-#       --cfg-options model.network.backbone_checkpoint=work_dirs/demo/slotcon_resnet18_mmseg.pth
+#       --cfg-options model.network.init_cfg.checkpoint=work_dirs/demo/slotcon_resnet18_mmseg.pth
 _base_ = ['../_base_/default_runtime.py']
 data_root = 'data/synthetic_scenes'
 split = 'configs/mmseg/semisup/splits/synthetic_scenes_5pct'
@@ -49,12 +49,15 @@ model = dict(
                            std=[58.395, 57.12, 57.375], bgr_to_rgb=True, pad_val=0,
                            seg_pad_val=255, size_divisor=32),
     network=dict(type='ReCoNetwork', num_classes=num_classes, depth=18, output_stride=16,
-                 norm_cfg=dict(type='SyncBN', requires_grad=True), backbone_checkpoint=None),
+                 norm_cfg=dict(type='SyncBN', requires_grad=True),
+                 init_cfg=dict(type='Pretrained', checkpoint=None)),  # None: random start
     num_classes=num_classes,
     labelled_per_batch=batch_size // 2,
     method='reco',
     mixing='classmix',
-    reco=dict(temperature=0.5, num_queries=64, num_negatives=128),  # ReCo: 256 / 512
+    unsup_loss=dict(type='ConfidenceWeightedCELoss', strong_threshold=0.97),
+    contrast_loss=dict(type='ReCoLoss', num_queries=64, num_negatives=128,  # ReCo: 256 / 512
+                       temperature=0.5, strong_threshold=0.97, weak_threshold=0.7),
     predict_with='teacher')
 max_iters = 300
 optim_wrapper = dict(type='OptimWrapper',

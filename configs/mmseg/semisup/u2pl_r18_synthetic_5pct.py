@@ -8,11 +8,14 @@ max_iters = 300
 model = dict(
     network=dict(_delete_=True, type='U2PLNetwork', num_classes=8, depth=18, output_stride=8,
                  aux=True, norm_cfg=dict(type='SyncBN', requires_grad=True),
-                 backbone_checkpoint=None),
+                 init_cfg=dict(type='Pretrained', checkpoint=None)),  # None: random start
     method='u2pl',
-    # the memory bank: 2000 keys per class (U2PL: 30000, 50000 for class 0) for the CPU run
-    u2pl=dict(sup_only_iters=20, iters_per_epoch=25, queue_size=2000, queue_size_class0=2000,
-              num_queries=64, num_negatives=50,
-              contrast_weight=1.0))  # U2PL's shipped configs: 1; its paper: 0.1 (#52, #57)
+    unsup_loss=dict(_delete_=True, type='EntropyDropCELoss', drop_percent=80),
+    # the memory bank: 2000 keys per class (U2PL: 30000, 50000 for class 0) for the CPU run;
+    # loss_weight: U2PL's shipped configs 1, its paper 0.1 (issues #52, #57)
+    contrast_loss=dict(_delete_=True, type='U2PLContrastiveLoss', num_queries=64,
+                       num_negatives=50, temperature=0.5, low_entropy_threshold=20,
+                       queue_size=2000, queue_size_class0=2000, loss_weight=1.0),
+    u2pl=dict(sup_only_iters=20, iters_per_epoch=25, aux_weight=0.4))
 custom_hooks = [dict(type='RunManifestHook'), dict(type='ResultsTableHook'),
                 dict(type='MeanTeacherHook', first_semi_iteration=20, max_momentum=0.99)]
