@@ -45,6 +45,9 @@ labelled_pipeline = [
 unlabelled_pipeline = [
     dict(type='LoadImageFromFileChecked'),
     dict(type='LoadAnnotationsChecked', num_classes=num_classes),
+    # ReCo rescales the pseudo-labelled crop after teacher inference (batch_transform);
+    # here the unlabelled image is rescaled before it, over the same range
+    dict(type='RandomRescale', scale_ranges=[(0.5, 1.5)], backend='pillow'),
     dict(type='PadForCrop', crop_size=crop_size, img_padding_mode='reflect'),
     dict(type='RandomCrop', crop_size=crop_size),
     dict(type='PackSegInputs'),
