@@ -267,11 +267,15 @@ SEMISUP_RUNS = (  # (row name, config, --cfg-options): supervised-only, ReCo, U2
 
 def semisup_rows(method, vissl_checkpoint, data_root, out):
     """Semi-supervised segmentation with 5% of the labels (the shipped split): supervised
-    only, ReCo, U2PL from random init, and ReCo from ``method``'s pretrained ResNet-18."""
+    only, ReCo, U2PL from random init, and supervised only and ReCo from ``method``'s
+    pretrained ResNet-18."""
     pretrained = convert(method, RECIPES[method], vissl_checkpoint, out)
-    runs = [*SEMISUP_RUNS, (f'ReCo + ClassMix, {method} init',
-                            'configs/mmseg/semisup/reco_r18_synthetic_5pct.py',
-                            [f'model.network.init_cfg.checkpoint={pretrained}'])]
+    start = f'model.network.init_cfg.checkpoint={pretrained}'
+    runs = [*SEMISUP_RUNS,
+            (f'supervised only, {method} init', 'configs/mmseg/semisup/reco_r18_synthetic_5pct.py',
+             ['model.method=supervised', start]),
+            (f'ReCo + ClassMix, {method} init', 'configs/mmseg/semisup/reco_r18_synthetic_5pct.py',
+             [start])]
     rows = []
     for name, config, options in runs:
         work_dir = osp.join(out, 'semisup_' + name.split(' ')[0].lower()
