@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from densessl.semisup import reco_loss as reco
+from densessl.semisup.sampled_dots import sampled_dots
 from densessl.semisup.reco_loss import (ReCoIndices, confidence_weighted_ce, reco_loss,
                                         sample_reco_indices)
 
@@ -126,24 +127,37 @@ def test_reco_loss_at_the_spec_defaults_matches_the_reference():
                             num_negatives=9)
 
 
-def test_chunked_negative_keys_match_the_reference(monkeypatch):
-    """Several gather chunks in forward (and the fused backward) give the same loss/grad."""
-    monkeypatch.setattr(reco, '_GATHER_CHUNK_ELEMENTS', 20)
-    rep, label, mask, prob = make_inputs(2)
-    check_against_reference(rep, label, mask, prob)
-
-
-def test_negative_dots_gradcheck(monkeypatch):
-    """The custom backward (embedding_bag) against finite differences, chunked forward."""
-    monkeypatch.setattr(reco, '_GATHER_CHUNK_ELEMENTS', 12)
+def test_sampled_dots_gradcheck():
+    """The custom backward (embedding_bag) against finite differences."""
     gen = torch.Generator().manual_seed(0)
     queries = torch.randn(5, 3, dtype=torch.float64, generator=gen, requires_grad=True)
     keys = torch.randn(9, 3, dtype=torch.float64, generator=gen)
     positions = torch.randint(9, (5, 4), generator=gen)
-    dots = reco._NegativeDots.apply(queries, keys, positions)
+    dots = sampled_dots(queries, keys, positions)
     torch.testing.assert_close(dots, torch.stack([keys[positions[m]] @ queries[m]
                                                   for m in range(5)]))
-    assert torch.autograd.gradcheck(reco._NegativeDots.apply, (queries, keys, positions))
+    assert torch.autograd.gradcheck(sampled_dots, (queries, keys, positions))
+
+
+def test_sampled_dots_with_repeated_and_unused_keys():
+    """Keys drawn many times (also twice by one query), keys never drawn, one negative per
+    query: the sorted SDDMM gives each pair's dot in place, the backward sums per query."""
+    gen = torch.Generator().manual_seed(1)
+    queries = torch.randn(6, 4, dtype=torch.float64, generator=gen, requires_grad=True)
+    keys = torch.randn(50, 4, dtype=torch.float64, generator=gen)
+    for positions in (torch.randint(3, (6, 8), generator=gen), torch.tensor([[7], [7], [49],
+                                                                             [0], [7], [3]])):
+        dots = sampled_dots(queries, keys, positions)
+        expected = (keys[positions] * queries[:, None]).sum(dim=2)
+        torch.testing.assert_close(dots, expected)
+        assert torch.autograd.gradcheck(sampled_dots, (queries, keys, positions))
+
+
+def test_unit_pixel_rows_are_the_normalised_pixels_in_raster_order():
+    rep = torch.randn(3, 5, 4, 6, generator=torch.Generator().manual_seed(2))
+    rep[1, :, 2, 3] = 0.0                                  # a zero row stays zero (eps floor)
+    expected = F.normalize(rep.permute(0, 2, 3, 1).reshape(-1, 5), dim=1, eps=reco.COSINE_EPS)
+    torch.testing.assert_close(reco._unit_pixel_rows(rep), expected, rtol=0, atol=1e-7)
 
 
 def test_classes_missing_from_the_batch_are_skipped():

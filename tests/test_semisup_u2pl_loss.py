@@ -12,6 +12,8 @@ import torch.nn.functional as F
 
 from densessl.semisup.memory_bank import (ClassMemoryBank, MemoryBankMismatchError,
                                           u2pl_queue_sizes)
+from densessl.semisup import u2pl_loss
+from densessl.semisup.sampled_dots import sampled_row_norms
 from densessl.semisup.u2pl_loss import (U2PLIndices, contrastive_targets, entropy_drop_ce,
                                         entropy_masks, label_onehot, low_entropy_percent,
                                         sample_u2pl_indices, u2pl_contrastive_loss,
@@ -451,6 +453,35 @@ def test_bank_fifo_order_and_wrap_around():
     for r in range(2):
         for j in range(3):
             torch.testing.assert_close(looked[r, j], reference[r][int(index[r, j])])
+
+
+def test_class_ranks_break_ties_by_class_order_and_row_norms_read_the_table():
+    prob = torch.tensor([0.2, 0.3, 0.2, 0.3, 0.0])[None, :, None, None].repeat(2, 1, 2, 3)
+    expected = torch.argsort(torch.sort(prob, dim=1, descending=True, stable=True).indices, 1)
+    assert torch.equal(u2pl_loss._class_ranks(prob), expected)
+    assert u2pl_loss._class_ranks(prob)[0, :, 0, 0].tolist() == [2, 0, 3, 1, 4]
+    table = torch.randn(30, 4, generator=torch.Generator().manual_seed(0))
+    rows = torch.tensor([[3, 3, 29], [0, 7, 3]])
+    torch.testing.assert_close(sampled_row_norms(table, rows), table[rows].norm(dim=2))
+
+
+@pytest.mark.parametrize('grouped', [True, False])
+def test_bank_push_rows_equals_push_flat_of_the_gathered_rows(grouped):
+    """push_rows copies table rows straight into the rings (one or two runs per class, with
+    wrap-around and more keys than the capacity); ungrouped ids take push_flat's path."""
+    g = torch.Generator().manual_seed(0)
+    table = torch.randn(40, 3, generator=g)
+    direct, flat = (ClassMemoryBank(3, 3, capacity=[4, 6, 5]) for _ in range(2))
+    for sizes in [(3, 2, 0), (2, 0, 4), (1, 5, 3), (9, 1, 0), (0, 13, 6), (2, 2, 2)]:
+        class_ids = torch.repeat_interleave(torch.arange(3), torch.tensor(sizes))
+        if not grouped:
+            class_ids = class_ids[torch.randperm(class_ids.numel(), generator=g)]
+        rows = torch.randint(40, class_ids.shape, generator=g)
+        received = direct.push_rows(table, rows, class_ids)
+        assert received.tolist() == list(sizes)
+        flat.push_flat(table[rows], class_ids)
+        for name in ('features', 'counts', 'pointers'):
+            assert torch.equal(getattr(direct, name), getattr(flat, name)), name
 
 
 def test_bank_gather_fn_appends_all_processes_in_rank_order():

@@ -159,15 +159,55 @@ class ClassMemoryBank(nn.Module):
         self.counts.copy_(torch.minimum(self.counts + received, capacity))
         return received
 
-    def lookup(self, class_ids, index):
-        """Rows by logical (oldest-first) position: class_ids (R,) long, index (R, ...) long with
-        0 <= index[r] < counts[class_ids[r]] (not checked) -> (R, ..., D)."""
+    @torch.no_grad()
+    def push_rows(self, table, rows, class_ids):
+        """``push_flat(table[rows], class_ids)`` without gathering the keys first: table (T, D),
+        rows (n,) long, class_ids (n,) long in 0..C-1 and grouped by class (non-decreasing).
+        The last cap_c new keys of class c fill one or two runs of its ring (before and after
+        the wrap), each copied straight from ``table`` (``index_select`` into the run): no
+        (n, D) temporary, no second copy into the bank. Anything else (a ``gather_fn``, whose
+        keys must travel, another device or dtype, ungrouped ids) is ``push_flat`` of the
+        gathered rows. Returns (C,) long, the keys received per class."""
+        rows = rows.to(table.device)
+        class_ids = class_ids.to(device=table.device, dtype=torch.long)
+        direct = (self.gather_fn is None and table.device == self.features.device
+                  and table.dtype == self.features.dtype and table.dim() == 2
+                  and table.shape[1] == self.dim and rows.shape == class_ids.shape)
+        if not direct or (class_ids.numel() and (
+                int(class_ids.min()) < 0 or int(class_ids.max()) >= self.num_classes
+                or not bool((class_ids[1:] >= class_ids[:-1]).all()))):
+            return self.push_flat(table.index_select(0, rows), class_ids)
+        received = torch.bincount(class_ids, minlength=self.num_classes)
+        written = torch.minimum(received, self.capacities)
+        first_kept = torch.cumsum(received, 0) - written        # older keys beyond cap_c go
+        for count, source, pointer, capacity, offset in zip(
+                written.tolist(), first_kept.tolist(), self.pointers.tolist(),
+                self.capacities.tolist(), self.offsets.tolist()):
+            head = min(count, capacity - pointer)               # up to the end of the ring
+            for start, slot, length in ((source, pointer, head), (source + head, 0, count - head)):
+                if length:
+                    torch.index_select(table, 0, rows[start:start + length],
+                                       out=self.features[offset + slot:offset + slot + length])
+        self.pointers.copy_(torch.remainder(self.pointers + written, self.capacities))
+        self.counts.copy_(torch.minimum(self.counts + received, self.capacities))
+        return received
+
+    def slots(self, class_ids, index):
+        """Where logical (oldest-first) positions live: class_ids (R,) long, index (R, ...) long
+        with 0 <= index[r] < counts[class_ids[r]] (not checked) -> (R, ...) long rows of
+        ``features``."""
         class_ids = class_ids.to(self.features.device)
         shape = (-1,) + (1,) * (index.dim() - 1)
         capacity = self.capacities[class_ids].reshape(shape)
         start = self._starts()[class_ids].reshape(shape)
         slot = torch.remainder(start + index.to(self.features.device), capacity)
-        return self.features[self.offsets[class_ids].reshape(shape) + slot]
+        return self.offsets[class_ids].reshape(shape) + slot
+
+    def lookup(self, class_ids, index):
+        """Rows by logical (oldest-first) position: class_ids (R,) long, index (R, ...) long with
+        0 <= index[r] < counts[class_ids[r]] (not checked) -> (R, ..., D)."""
+        rows = self.slots(class_ids, index)
+        return self.features.index_select(0, rows.reshape(-1)).view(*rows.shape, self.dim)
 
     def ordered(self, class_id):
         """Queue ``class_id`` oldest first: (counts[class_id], D)."""

@@ -30,8 +30,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from densessl.semisup.sampled_dots import pixel_rows, sampled_dots
+
 COSINE_EPS = 1e-8  # F.cosine_similarity's eps: x / max(||x||, eps) on each side
-_GATHER_CHUNK_ELEMENTS = 1 << 25  # gathered negative keys per chunk (128 MiB in float32)
 
 
 @dataclass
@@ -54,10 +55,10 @@ class ReCoIndices:
 class _Partition:
     """The valid pixels sorted by class (class-major, raster order within a class)."""
     classes: torch.Tensor      # (K,) present class ids
-    features: torch.Tensor     # (P, D) float, with gradient
+    pixels: torch.Tensor       # (P,) flat index (b h w + y w + x) of each valid pixel
     num_pixels: torch.Tensor   # (K,) |V_c|
-    offsets: torch.Tensor      # (K,) start of V_c in ``features``
-    hard: torch.Tensor         # (H,) positions in ``features`` of the hard pixels, class-major
+    offsets: torch.Tensor      # (K,) start of V_c in ``pixels``
+    hard: torch.Tensor         # (H,) positions in ``pixels`` of the hard pixels, class-major
     num_hard: torch.Tensor     # (K,) |H_c|
     hard_offsets: torch.Tensor  # (K,) start of H_c in ``hard``
     prototypes: torch.Tensor   # (K, D) float, detached
@@ -90,32 +91,37 @@ def _check_shapes(rep, label, mask, prob):
         raise ValueError(f'mask {tuple(mask.shape)} must be (B, h, w) = {spatial}')
 
 
+@torch.no_grad()
 def _partition(rep, label, mask, prob, strong_threshold):
-    """Sort the valid pixels by class; class means, hard sets (spec 1(a) ReCo steps 1-2)."""
+    """Sort the valid pixels by class; class means, hard sets (spec 1(a) ReCo steps 1-2).
+    Pixel indices and detached means only: the loss gathers the rows it needs itself."""
     _check_shapes(rep, label, mask, prob)
     num_classes = prob.shape[1]
     classes_of_map = _class_map(label, num_classes).reshape(-1)
-    valid = (classes_of_map >= 0) & (mask.reshape(-1) != 0)
-    pixel = valid.nonzero().squeeze(1)                          # (P,) flat b*hw + yx, raster
-    counts = torch.bincount(classes_of_map[pixel], minlength=num_classes)
+    classes_of_map = classes_of_map.masked_fill(mask.reshape(-1) == 0, -1)     # -1 = not in V
+    member = classes_of_map == torch.arange(num_classes, device=rep.device)[:, None]
+    class_of_pixel, pixel = member.nonzero(as_tuple=True)   # (P,) class-major, raster within
+    counts = torch.bincount(class_of_pixel, minlength=num_classes)
     classes = counts.nonzero().squeeze(1)
-    row_of_class = torch.full((num_classes,), -1, dtype=torch.long, device=rep.device)
-    row_of_class[classes] = torch.arange(classes.numel(), device=rep.device)
-    row = row_of_class[classes_of_map[pixel]]
-    row, order = torch.sort(row, stable=True)                   # class-major, raster within
-    pixel = pixel[order]
+    row = ((counts > 0).cumsum(0) - 1)[class_of_pixel]     # row of the pixel's class in classes
     place = rep.shape[2] * rep.shape[3]
-    batch_index, spatial_index = pixel // place, pixel % place
-    # gathers straight from the (B, C, hw) layout: no permuted copy of the whole maps
-    features = rep.flatten(2)[batch_index, :, spatial_index].float()         # (P, D)
-    own_prob = prob.detach().flatten(2)[batch_index, classes[row], spatial_index]
+    own_prob = prob.detach().flatten(2)[pixel // place, class_of_pixel, pixel % place]
     hard = (own_prob < strong_threshold).nonzero().squeeze(1)
     num_pixels = counts[classes]
     num_hard = torch.bincount(row[hard], minlength=classes.numel())
-    sums = features.new_zeros(classes.numel(), features.shape[1])
-    prototypes = sums.index_add_(0, row, features.detach()) / num_pixels[:, None]
-    return _Partition(classes, features, num_pixels, num_pixels.cumsum(0) - num_pixels, hard,
+    prototypes = _class_sums(rep, member)[classes] / num_pixels[:, None]
+    return _Partition(classes, pixel, num_pixels, num_pixels.cumsum(0) - num_pixels, hard,
                       num_hard, num_hard.cumsum(0) - num_hard, prototypes)
+
+
+def _class_sums(rep, member):
+    """rep (B, D, h, w), member (C, B h w) bool -> (C, D) float, row c = sum of the r_p with
+    member[c, p]: one batched matmul of the per-image masks (B, C, h w) with the maps
+    (B, h w, D), read in place (no gathered (P, D) copy)."""
+    num_classes, batch = member.shape[0], rep.shape[0]
+    weights = member.view(num_classes, batch, -1).transpose(0, 1).float()   # (B, C, h w)
+    maps = rep.detach().float().flatten(2).transpose(1, 2)                  # (B, h w, D)
+    return torch.bmm(weights, maps).sum(dim=0)
 
 
 def class_relation(prototypes, temperature=0.5):
@@ -179,44 +185,26 @@ def _check_indices(indices, part, num_queries, num_negatives):
             or indices.negative_index.shape != (num, num_queries, num_negatives)):
         raise ValueError(f'indices do not have the shapes (K, Q) = ({num}, {num_queries}) and '
                          f'(K, Q, N) = ({num}, {num_queries}, {num_negatives})')
-    rows = torch.arange(num, device=part.classes.device)[:, None, None]
-    negative_class = indices.negative_class
-    bad = ((negative_class < 0) | (negative_class >= num) | (negative_class == rows))
-    if bool(bad.any()):
-        raise ValueError('a negative class row is out of range or the query\'s own class')
-    sizes = part.num_pixels[negative_class]
+    # full-size (K, Q, N) checks in few passes: an index out of range would gather garbage
+    negative_class, negative_index = indices.negative_class, indices.negative_index
+    if negative_class.numel():
+        low, high = torch.aminmax(negative_class)
+        rows = torch.arange(num, device=negative_class.device)[:, None, None]
+        if low < 0 or high >= num or bool((negative_class == rows).any()):
+            raise ValueError('a negative class row is out of range or the query\'s own class')
+        if (negative_index.min() < 0
+                or bool((negative_index >= part.num_pixels[negative_class]).any())):
+            raise ValueError('a query or negative index is out of its class\'s range')
     hard_sizes = part.num_hard[:, None].expand_as(indices.query)
-    if (bool(((indices.negative_index < 0) | (indices.negative_index >= sizes)).any())
-            or bool(((hard_sizes > 0) & ((indices.query < 0)
-                                         | (indices.query >= hard_sizes))).any())):
+    if bool(((hard_sizes > 0) & ((indices.query < 0) | (indices.query >= hard_sizes))).any()):
         raise ValueError('a query or negative index is out of its class\'s range')
 
 
-class _NegativeDots(torch.autograd.Function):
-    """queries (M, D), keys (P, D) detached, positions (M, N) -> (M, N)
-    queries[m] . keys[positions[m, n]], without keeping the (M, N, D) gathered keys.
-
-    Forward gathers in row chunks of bounded size (2.5 GB at once at the defaults with 19
-    classes and D = 256); backward is one fused pass, grad_queries[m] = sum_n g[m, n]
-    keys[positions[m, n]] (``F.embedding_bag`` with per-sample weights). No grad to keys.
-    """
-
-    @staticmethod
-    def forward(ctx, queries, keys, positions):
-        ctx.save_for_backward(keys, positions)
-        rows = max(1, _GATHER_CHUNK_ELEMENTS // max(1, positions.shape[1] * keys.shape[1]))
-        chunks = [torch.bmm(F.embedding(positions[start:start + rows], keys),
-                            queries[start:start + rows].unsqueeze(2)).squeeze(2)
-                  for start in range(0, queries.shape[0], rows)]
-        return torch.cat(chunks) if chunks else queries.new_zeros(positions.shape)
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, grad):
-        keys, positions = ctx.saved_tensors
-        grad_queries = F.embedding_bag(positions, keys, mode='sum',
-                                       per_sample_weights=grad.to(keys.dtype).contiguous())
-        return grad_queries, None, None
+def _unit_pixel_rows(rep):
+    """rep (B, D, h, w) -> (B h w, D) float, detached: each pixel's row r / max(||r||, eps),
+    raster order."""
+    rows = pixel_rows(rep.detach())
+    return rows.div_(rows.norm(dim=1, keepdim=True).clamp_min(COSINE_EPS))
 
 
 def reco_loss(rep, label, mask, prob, strong_threshold=0.97, temperature=0.5, num_queries=256,
@@ -229,6 +217,10 @@ def reco_loss(rep, label, mask, prob, strong_threshold=0.97, temperature=0.5, nu
     detached). ``indices``: ``ReCoIndices`` from ``sample_reco_indices`` with the same inputs
     and hyper-parameters, or None to draw them here from ``generator`` (None = global RNG).
     Fewer than 2 present classes, or no hard pixel in any class: 0 with a graph to rep.
+
+    Cosines are dots of unit rows: the queries (Ka Q, D) are gathered with their gradient and
+    normalised, the keys are every pixel's row of rep, normalised once (B h w, D); the
+    negative dots go through ``sampled_dots`` (``densessl.semisup.sampled_dots``).
     """
     part = _partition(rep, label, mask, prob, strong_threshold)
     num_present = part.classes.numel()
@@ -242,17 +234,21 @@ def reco_loss(rep, label, mask, prob, strong_threshold=0.97, temperature=0.5, nu
                               indices.negative_class.to(device), indices.negative_index.to(device))
         _check_indices(indices, part, num_queries, num_negatives)
     active = (part.num_hard > 0).nonzero().squeeze(1)                       # (Ka,)
-    query_pos = part.hard[part.hard_offsets[active, None] + indices.query[active]]  # (Ka, Q)
-    queries = F.normalize(part.features[query_pos], dim=2, eps=COSINE_EPS)  # (Ka, Q, D)
+    query_pixel = part.pixels[part.hard[part.hard_offsets[active, None]
+                                        + indices.query[active]]]           # (Ka, Q)
+    place = rep.shape[2] * rep.shape[3]
+    queries = rep.flatten(2)[query_pixel // place, :, query_pixel % place].float()
+    # unit queries over tau, r / (max(||r||, eps) tau): their dots with unit keys are logits
+    queries = queries / (queries.norm(dim=2, keepdim=True).clamp_min(COSINE_EPS) * temperature)
     positives = F.normalize(part.prototypes[active], dim=1, eps=COSINE_EPS)
-    positive_logit = (queries * positives[:, None]).sum(dim=2)              # (Ka, Q)
-    negative_class = indices.negative_class[active]
-    negative_pos = part.offsets[negative_class] + indices.negative_index[active]
-    keys = F.normalize(part.features.detach(), dim=1, eps=COSINE_EPS)       # (P, D)
-    dim = keys.shape[1]
-    negative_logit = _NegativeDots.apply(queries.reshape(-1, dim), keys,
-                                         negative_pos.reshape(-1, num_negatives))
-    logits = torch.cat([positive_logit.reshape(-1, 1), negative_logit], dim=1) / temperature
+    positive_logit = torch.bmm(queries, positives[:, :, None]).reshape(-1, 1)   # (Ka Q, 1)
+    key_pixel = part.pixels[part.offsets[indices.negative_class] + indices.negative_index]
+    if active.numel() < num_present:                                        # (Ka, Q, N)
+        key_pixel = key_pixel[active]
+    keys = _unit_pixel_rows(rep)                                            # (B h w, D)
+    negative_logit = sampled_dots(queries.reshape(-1, keys.shape[1]), keys,
+                                         key_pixel.reshape(-1, num_negatives))
+    logits = torch.cat([positive_logit, negative_logit], dim=1)            # (Ka Q, 1 + N)
     target = torch.zeros(logits.shape[0], dtype=torch.long, device=logits.device)
     total = F.cross_entropy(logits, target, reduction='sum')
     return total / (num_present * num_queries)

@@ -72,12 +72,17 @@ No-ops: classes absent from the batch, classes without anchors, empty queues and
 fewer than two valid classes add 0 with the graph to ``rep`` intact (``0 * rep.sum()``), as in
 the original; never a crash. Vectorised over classes: one ``nonzero`` over (C, B, h, w) masks
 for the negatives and the anchors, one matmul for the prototypes, one batched cosine for the
-logits (the original loops over classes in Python).
+logits (the original loops over classes in Python). The new keys go from the teacher's rows
+straight into the queues (``ClassMemoryBank.push_rows``), and the negative cosines are read
+from the bank in place (sampled dot products and norms of its rows, no gathered
+(S, Q, N, D) keys).
 """
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+
+from densessl.semisup.sampled_dots import pixel_rows, sampled_dots, sampled_row_norms
 
 ENTROPY_EPS = 1e-10
 COSINE_EPS = 1e-8
@@ -236,9 +241,13 @@ def label_onehot(labels, num_classes, ignore_index=255, bug_compat=False):
 
 def _class_ranks(prob):
     """prob (B, C, h, w) -> (B, C, h, w) long: rank of each class at each pixel (0 = the most
-    probable; descending sort, stable on ties)."""
-    order = torch.sort(prob, dim=1, descending=True, stable=True).indices
-    return torch.argsort(order, dim=1)
+    probable; descending sort, stable on ties). Sorted along a contiguous last dimension (a
+    sort along the strided C is slower); the ranks are the order's inverse, written by one
+    scatter (not a second sort)."""
+    order = torch.sort(prob.permute(0, 2, 3, 1).contiguous(), dim=3, descending=True,
+                       stable=True).indices                                  # (B, h, w, C)
+    places = torch.arange(prob.shape[1], device=prob.device).expand_as(order)
+    return torch.empty_like(order).scatter_(3, order, places).permute(0, 3, 1, 2)
 
 
 @dataclass
@@ -380,10 +389,9 @@ def u2pl_contrastive_loss(rep, rep_teacher, prob_teacher, labels, low_mask, high
         cls, b, y, x, counts = _class_major_pixels(negative)
         keep = _keep_last_per_class(cls, counts, memory_bank.capacities)
         cls, b, y, x = cls[keep], b[keep], y[keep], x[keep]
-        # gather rows of a channels-last (B h w, D) layout (a view if rep_teacher already is
-        # channels-last): contiguous rows instead of D strided reads per key
-        teacher_rows = rep_teacher.permute(0, 2, 3, 1).reshape(-1, dim)
-        memory_bank.push_flat(teacher_rows[(b * height + y) * width + x], cls)
+        # rows of a (B h w, D) layout: contiguous rows instead of D strided reads per key,
+        # copied straight into the queues
+        memory_bank.push_rows(pixel_rows(rep_teacher), (b * height + y) * width + x, cls)
 
         # 2. valid classes and the (anchor class, queue class) of each row
         low_counts = low_valid.sum(dim=(0, 2, 3))
@@ -430,11 +438,19 @@ def u2pl_contrastive_loss(rep, rep_teacher, prob_teacher, labels, low_mask, high
         weights = low_valid[:, anchor_class[rows]].flatten(2).float()           # (B, S, h w)
         sums = torch.bmm(weights, rep_teacher.float().flatten(2).transpose(1, 2)).sum(0)
         prototypes = _unit(sums / weights.sum(dim=(0, 2))[:, None])             # (S, D)
-        negatives = _unit(memory_bank.lookup(queue_class[rows], negative_idx).to(
-            device=rep.device, dtype=torch.float32))                          # (S, Q, N, D)
+        # the keys stay in the bank: (S, Q, N) rows of its raw features
+        keys = memory_bank.features
+        slots = memory_bank.slots(queue_class[rows], negative_idx)             # (S, Q, N)
+        if keys.device != rep.device or keys.dtype != torch.float32:   # gather just these
+            keys = keys[slots.reshape(-1)].to(device=rep.device, dtype=torch.float32)
+            slots = torch.arange(slots.numel(), device=rep.device).view(slots.shape)
+        negative_norms = sampled_row_norms(keys, slots).clamp_min(COSINE_EPS)        # (S, Q, N)
     anchors = _unit(rep[a_b[pick], :, a_y[pick], a_x[pick]].float())           # (S, Q, D)
     positive_logit = anchors @ prototypes[:, :, None]                          # (S, Q, 1)
-    negative_logits = (negatives @ anchors[..., None])[..., 0]                 # (S, Q, N)
+    # cosines with the stored (raw) keys: dots over their norms, no gathered (S, Q, N, D) keys
+    negative_dots = sampled_dots(anchors.reshape(-1, dim), keys,
+                                        slots.reshape(-1, slots.shape[2]))
+    negative_logits = negative_dots.view(slots.shape) / negative_norms       # (S, Q, N)
     logits = torch.cat([positive_logit, negative_logits], dim=2) / temperature
     per_class = -torch.log_softmax(logits, dim=2)[..., 0].mean(dim=1)         # (S,)
     return per_class.sum() / num_valid + zero, terms
