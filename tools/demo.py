@@ -6,6 +6,7 @@
     python tools/demo.py --methods vice simclr # ViCE, SimCLR and both random inits, ~10.5 min
     python tools/demo.py --methods detection   # Mask R-CNN (detectron2) from SlotCon vs random
     python tools/demo.py --methods semisup     # ReCo / U2PL / supervised-only on 5% labels
+    python tools/demo.py --methods virb        # ViRB sweep: the demo's encoders x 2 tasks
     python tools/demo.py --methods all         # SlotCon, ViCE, SimCLR, random inits, detection
     python tools/demo.py --bn-baselines        # + random weights with fitted BN statistics
     python tools/demo.py --out work_dirs/demo --fresh
@@ -32,6 +33,9 @@ unless SimCLR comes first) converted with ``--dst-format d2``, and a random init
 ``tools/d2_train_net.py`` (Mask R-CNN R18-FPN on the scenes' car / person / pole instances,
 COCO box and mask AP), one table in OUT/detection_results.{json,md} and a picture of the
 predictions (OUT/detection_<method>.png, tools/d2_visualize.py).
+``virb``: the ResNet-18 methods given (SlotCon by default), converted, and a random init, each
+frozen over ViRB's two built-in tasks (``python -m virb.demo``: car counting, scene
+segmentation); the summary table, and OUT/virb/summary.html with its plots.
 How each method goes through these steps is its ``Recipe``.
 Finished steps are skipped on a re-run (an interrupted demo resumes); ``--fresh`` restarts.
 """
@@ -100,7 +104,7 @@ def run(cmd, log_path):
                                 stderr=subprocess.STDOUT, text=True, bufsize=1)
         for line in proc.stdout:
             log.write(line)
-            if any(k in line for k in ('loss:', 'Iter(', 'aAcc', 'Error', 'error:', 'wrote',
+            if any(k in line for k in ('loss:', 'Iter(', 'aAcc', 'Error', 'error:', 'wrote', 'ETA',
                                        'matched', 'REFUSED')):
                 print('  ' + line.rstrip()[-160:], flush=True)
         proc.wait()
@@ -295,6 +299,25 @@ def semisup_rows(method, vissl_checkpoint, data_root, out):
     return rows
 
 
+def virb_summary(methods, data_root, out):
+    """ViRB over its two built-in tasks for the converted ResNet-18 of each of ``methods``
+    (pretrained here if needed) and a random init; prints and returns the summary table."""
+    encoders = {}
+    for method in methods:
+        if method in TRANSFER_METHODS:
+            vissl_checkpoint = pretrain(method, data_root, out)
+            encoders[method] = convert(method, RECIPES[method], vissl_checkpoint, out)
+    options = [f'--encoder={name}={path}' for name, path in encoders.items()]
+    virb_out = osp.join(out, 'virb')
+    run([sys.executable, '-m', 'virb.demo', *options, '--encoder=random=', '--data-root',
+         data_root, '--out', virb_out, '--workers', '2'], osp.join(out, 'logs', 'virb.log'))
+    with open(osp.join(virb_out, 'summary.md')) as f:
+        table = f.read()
+    print(f'\nViRB, frozen encoders on the synthetic tasks:\n\n{table}')
+    print(f'written: {osp.join(virb_out, "summary.md")}, {osp.join(virb_out, "summary.html")}')
+    return table
+
+
 def write_semisup_table(rows, out):
     table = ('| method | aAcc | mIoU | mAcc |\n|---|---|---|---|\n'
              + ''.join(f"| {r['method']} | " + ' | '.join(f'{r[m]:.2f}' for m in METRICS)
@@ -334,13 +357,15 @@ def main():
     parser.add_argument('--out', default='work_dirs/demo')
     parser.add_argument('--data-root', default='data/synthetic_scenes')
     parser.add_argument('--methods', nargs='+', default=['slotcon'],
-                        choices=sorted(RECIPES) + ['detection', 'semisup', 'all'],
+                        choices=sorted(RECIPES) + ['detection', 'semisup', 'virb', 'all'],
                         help='pretraining methods, in table order (default: slotcon; all = '
                              + ' '.join(ALL_METHODS) + ', + detection with detectron2); '
                              'detection: Mask R-CNN transfer of the first of '
                              + '/'.join(TRANSFER_METHODS) + ' given (default slotcon) '
                              'beside random init; semisup: supervised-only / ReCo / U2PL with '
-                             '5%% of the labels, and ReCo from the first ResNet-18 method')
+                             '5%% of the labels, and ReCo from the first ResNet-18 method; '
+                             'virb: the ResNet-18 encoders and random init over ViRB\'s two '
+                             'built-in tasks')
     parser.add_argument('--bn-baselines', action='store_true',
                         help='also probe random weights with BatchNorm statistics of 20 lr-0 '
                              'pretraining steps (~1.5 min per backbone)')
@@ -348,6 +373,7 @@ def main():
     args = parser.parse_args()
     detection = 'detection' in args.methods
     semisup = 'semisup' in args.methods
+    virb = 'virb' in args.methods
     if 'all' in args.methods:
         detection = detectron2_installed()
         if not detection:
@@ -414,6 +440,8 @@ def main():
               f'({time.time() - start:.0f} s so far):\n')
         print(table)
         print(f'written: {osp.join(out, "semisup_results.md")}')
+    if virb:
+        virb_summary(probe_methods or [transfer_method], data_root, out)
     if detection:
         vissl_checkpoint = pretrain(transfer_method, data_root, out)
         table = write_detection_table(
