@@ -29,8 +29,9 @@ def _leaked(imports, forbidden=VISSL_MODULES):
     return [name for name in line[len('LEAKED:'):].split(',') if name]
 
 
-@pytest.mark.parametrize('package', ['mmseg_plugins', 'd2_plugins', 'virb', 'converters',
-                                     'densessl', 'densessl.vice', 'densessl.slotcon'])
+@pytest.mark.parametrize('package', ['mmseg_plugins', 'd2_plugins', 'virb', 'virb.runner',
+                                     'virb.tasks', 'converters', 'densessl', 'densessl.vice',
+                                     'densessl.slotcon'])
 def test_package_imports_no_vissl(package):
     if importlib.util.find_spec(package) is None:
         pytest.skip(f'{package} does not exist yet')
@@ -53,7 +54,12 @@ def test_the_check_sees_an_import_of_vissl():
 
 
 @pytest.mark.parametrize('package, other', [('d2_plugins', ('mmseg', 'mmseg_plugins', 'mmengine')),
-                                            ('mmseg_plugins', ('detectron2', 'd2_plugins'))])
+                                            ('mmseg_plugins', ('detectron2', 'd2_plugins')),
+                                            ('virb', ('mmseg', 'mmseg_plugins', 'mmengine',
+                                                      'detectron2', 'd2_plugins')),
+                                            ('virb.runner', ('mmseg', 'mmseg_plugins',
+                                                             'mmengine', 'detectron2',
+                                                             'd2_plugins'))])
 def test_plugin_packages_import_no_other_framework(package, other):
     if package == 'd2_plugins' and importlib.util.find_spec('detectron2') is None:
         pytest.skip('detectron2 is not installed (docs/install.md)')

@@ -15,6 +15,9 @@ swav            SwAV's files (``module.<resnet>`` + projection_head/prototypes) 
 slotcon         SlotCon: teacher (default) or student encoder, original          slotcon
                 checkpoints and densessl's VISSL SlotCon checkpoints
 vice            ViCE's VISSL deeplabv3plus trunk (ResNet + DeepLabV3+ head)      vice
+virb            the original ViRB's encoder files (``model.<torchvision name>``) virb
+simsiam         SimSiam's encoder (``module.encoder.*``; its projector              simsiam
+                ``encoder.fc.*`` and ``predictor.*`` dropped)
 ==============  ==============================================================  ==========
 
 ``--src-format auto`` is not a reader: ``converters.readers.detect.detect_format`` names
@@ -58,4 +61,4 @@ def reader_options(reader):
 
 from converters.readers import torchvision, vissl  # noqa: E402,F401  (registers them)
 # method-specific readers after the generic ResNet ones (errors list formats in this order)
-from converters.readers import moco, swav, slotcon, vice  # noqa: E402,F401
+from converters.readers import moco, swav, slotcon, vice, virb, simsiam  # noqa: E402,F401

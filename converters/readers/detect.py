@@ -15,7 +15,11 @@
    other ``encoder_q.*`` / ``encoder_k.*`` (with ``queue``, ``encoder_q.fc.*``) or MoCo v3's
    ``base_encoder.*`` -> **moco**;
    torchvision ResNet names at the top (``conv1``, ``bn1``, ``layerN``, ``fc``) with
-   ``projection_head.*`` / ``prototypes*`` -> **swav**, without -> **torchvision**.
+   ``projection_head.*`` / ``prototypes*`` -> **swav**, without -> **torchvision**;
+   torchvision ResNet names behind ``model.`` (``model.conv1.weight``) -> **virb** (the
+   original ViRB's encoder files); behind ``encoder.`` (``encoder.conv1.weight``) beside
+   SimSiam's ``predictor.*`` or its MLP projector ``encoder.fc.N.*`` -> **simsiam** (a
+   bare ``encoder.*`` ResNet is no known format: other methods use that prefix too).
 3. Anything else: no format (``Detection.format`` is None).
 
 ``Detection.candidates`` lists every format whose reader reads the file as what it is (best
@@ -34,6 +38,7 @@ VISSL_TRUNK = '_feature_blocks.'
 SLOTCON_HEADS = ('projector_q.', 'projector_k.', 'grouping_q.', 'grouping_k.',
                  'predictor_slot.')
 _RESNET_KEY = re.compile(r'^(conv1|bn1|layer[1-4]|fc)\.')
+_SIMSIAM_PROJECTOR = re.compile(r'^encoder\.fc\.\d+\.')  # its fc is an nn.Sequential
 
 
 @dataclass
@@ -109,6 +114,14 @@ def _detect_state_dict(state, where, other):
                              f'projection_head / prototypes: a SwAV model', layout)
         return Detection('torchvision', ['torchvision'], f'{where} holds torchvision ResNet '
                          f'names (conv1, bn1, layer1-4[, fc])', layout)
+    if any(k.startswith('model.') and _RESNET_KEY.match(k[len('model.'):]) for k in bare):
+        return Detection('virb', ['virb'], f'{where} holds torchvision ResNet names behind '
+                         f"'model.': an encoder file of the original ViRB", layout)
+    if (any(k.startswith('encoder.') and _RESNET_KEY.match(k[len('encoder.'):]) for k in bare)
+            and (has('predictor.') or any(_SIMSIAM_PROJECTOR.match(k) for k in bare))):
+        marks = 'a predictor.*' if has('predictor.') else 'an MLP projector encoder.fc.N.*'
+        return Detection('simsiam', ['simsiam'], f'{where} holds torchvision ResNet names '
+                         f"behind 'encoder.' with {marks}: a SimSiam checkpoint", layout)
     return Detection(None, [], f'{where} holds no key of a known format', layout)
 
 

@@ -6,7 +6,8 @@ writer only builds; ``converters.convert`` checks ``output.state_dict`` against
 ``output.expected`` (every key required) and ``output.optional`` (allowed, not required),
 reports, refuses or saves ``output.payload`` atomically (``torch.save``, or the writer's
 own ``output.save``). Formats: ``torchvision`` (writers/torchvision.py), ``mmseg``
-(writers/mmseg.py), ``d2`` (writers/d2.py: detectron2's pickle). Add a format with::
+(writers/mmseg.py), ``d2`` (writers/d2.py: detectron2's pickle), ``virb`` (writers/virb.py:
+the original ViRB's ``model.``-prefixed encoder file). Add a format with::
 
     from converters.writers import WriterOutput, register_writer
 
@@ -51,4 +52,4 @@ def register_writer(name, required_suffix=None):
     return register
 
 
-from converters.writers import mmseg, torchvision, d2  # noqa: E402,F401  (registers them)
+from converters.writers import mmseg, torchvision, d2, virb  # noqa: E402,F401  (registers them)
