@@ -271,18 +271,25 @@ SEMISUP_RUNS = (  # (row name, config, --cfg-options): supervised-only, ReCo, U2
 
 def semisup_rows(method, vissl_checkpoint, data_root, out):
     """Semi-supervised segmentation with 5% of the labels (the shipped split): supervised
-    only, ReCo, U2PL from random init, and supervised only and ReCo from ``method``'s
-    pretrained ResNet-18."""
+    only, ReCo, U2PL from random init, and from ``method``'s pretrained ResNet-18 supervised
+    only and ReCo (ReCo's network), supervised only and U2PL (U2PL's network)."""
     pretrained = convert(method, RECIPES[method], vissl_checkpoint, out)
     start = f'model.network.init_cfg.checkpoint={pretrained}'
+    u2pl_start = [start, 'model.network.deep_stem=False']  # the pretrained 7x7 stem
     runs = [*SEMISUP_RUNS,
             (f'supervised only, {method} init', 'configs/mmseg/semisup/reco_r18_synthetic_5pct.py',
              ['model.method=supervised', start]),
             (f'ReCo + ClassMix, {method} init', 'configs/mmseg/semisup/reco_r18_synthetic_5pct.py',
-             [start])]
+             [start]),
+            (f'supervised only (U2PL network), {method} init',
+             'configs/mmseg/semisup/u2pl_r18_synthetic_5pct.py',
+             ['model.method=supervised', *u2pl_start]),
+            (f'U2PL (CutMix), {method} init', 'configs/mmseg/semisup/u2pl_r18_synthetic_5pct.py',
+             u2pl_start)]
     rows = []
     for name, config, options in runs:
         work_dir = osp.join(out, 'semisup_' + name.split(' ')[0].lower()
+                            + ('_u2plnet' if 'U2PL network' in name else '')
                             + ('_pretrained' if 'init' in name else ''))
         metrics_file = osp.join(work_dir, 'metrics_val.json')
         if not osp.exists(metrics_file):

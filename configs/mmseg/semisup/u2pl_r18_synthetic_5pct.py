@@ -6,8 +6,9 @@
 _base_ = ['./reco_r18_synthetic_5pct.py']
 max_iters = 300
 model = dict(
+    # deep_stem=False takes a standard-stem file (e.g. the demo's SlotCon ResNet-18)
     network=dict(_delete_=True, type='U2PLNetwork', num_classes=8, depth=18, output_stride=8,
-                 aux=True, norm_cfg=dict(type='SyncBN', requires_grad=True),
+                 aux=True, deep_stem=True, norm_cfg=dict(type='SyncBN', requires_grad=True),
                  init_cfg=dict(type='Pretrained', checkpoint=None)),  # None: random start
     method='u2pl',
     unsup_loss=dict(_delete_=True, type='EntropyDropCELoss', drop_percent=80),
