@@ -432,3 +432,67 @@ def test_protocol_config_builds_its_data_over_a_fake_tree(name, voc, cityscapes,
         for part in train.datasets:
             labels = part[0]['data_samples'].gt_sem_seg.data
             assert np.bincount(labels.numpy().ravel(), minlength=256)[:255].max() <= 1
+
+
+# ----------------------------------------------------------------------------- real runs
+def _tiny_run_config(name, trees, tmp_path):
+    """The protocol config over the fake trees, at ResNet-18 from a random start, 2 + 2
+    images per step of 96x96 crops, a small U2PL bank (and no supervised-only warm-up), 1
+    iteration then validation; dumped to a file."""
+    cfg = Config.fromfile(osp.join(CONFIG_DIR, name))
+    for dataset_cfg in cfg.train_dataloader.dataset.datasets:
+        _point_at(dataset_cfg, trees)
+    _point_at(cfg.val_dataloader.dataset, trees)
+    cfg.test_dataloader = cfg.val_dataloader
+    cfg.model.network.depth = 18
+    cfg.model.network.init_cfg = None
+    cfg.model.labelled_per_batch = 2
+    cfg.train_dataloader.batch_size = cfg.train_dataloader.sampler.batch_size = 4
+    cfg.train_dataloader.num_workers = cfg.val_dataloader.num_workers = 0
+    cfg.train_dataloader.persistent_workers = cfg.val_dataloader.persistent_workers = False
+    if cfg.model.contrast_loss and cfg.model.contrast_loss.type == 'U2PLContrastiveLoss':
+        cfg.model.contrast_loss.queue_size = cfg.model.contrast_loss.queue_size_class0 = 64
+    if cfg.model.method == 'u2pl':  # the semi-supervised step at once
+        cfg.model.u2pl.sup_only_iters = 0
+        for hook in cfg.custom_hooks:
+            if hook.type == 'MeanTeacherHook':
+                hook.first_semi_iteration = 0
+    for dataset_cfg in cfg.train_dataloader.dataset.datasets:  # 96x96 crops: CPU-sized
+        for transform in dataset_cfg.pipeline:
+            if 'crop_size' in transform:
+                transform.crop_size = (96, 96)
+    cfg.model.data_preprocessor.size = (96, 96)
+    if cfg.model.test_cfg.get('mode') == 'slide':
+        cfg.model.test_cfg.update(crop_size=(96, 96), stride=(64, 64))
+    cfg.train_cfg.max_iters = cfg.train_cfg.val_interval = 1
+    cfg.default_hooks.checkpoint.interval = cfg.default_hooks.logger.interval = 1
+    path = str(tmp_path / name)
+    cfg.dump(path)
+    return path
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('name, processes', [
+    ('reco_r101_voc_60labels.py', 1),        # reflect padding, rescale, colour, 513 test pad
+    ('reco_r101_cityscapes_p0.py', 1),       # partial labels in both views, 512x1024
+    ('reco_r101_sun_50labels.py', 1),        # SUN's label - 1
+    ('u2pl_r101_cityscapes_744.py', 1),      # OHEM, aux head, sliding-window test
+    ('u2pl_r101_voc_classic_1464.py', 2)])   # decoder at 10x lr, 2 processes (gloo)
+def test_protocol_config_trains_through_the_entry_points(name, processes, voc, cityscapes,
+                                                           sun, tmp_path, repo_root, cpu_env):
+    config = _tiny_run_config(name, dict(voc=voc, cityscapes=cityscapes, sun=sun), tmp_path)
+    work = str(tmp_path / 'work')
+    entry = ([sys.executable, 'tools/train.py', config] if processes == 1 else
+             ['bash', 'tools/dist_train.sh', config, str(processes)])
+    if processes > 1:
+        import socket
+        with socket.socket() as sock:
+            sock.bind(('127.0.0.1', 0))
+            cpu_env = dict(cpu_env, PORT=str(sock.getsockname()[1]))
+    proc = subprocess.run([*entry, '--work-dir', work], cwd=repo_root, env=cpu_env,
+                          capture_output=True, text=True, timeout=900)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-4000:]
+    assert 'Iter(train) [1/1]' in log and 'loss_sup' in log
+    assert 'loss_reco' in log or 'loss_contrast' in log
+    assert 'mIoU' in log and osp.exists(osp.join(work, 'iter_1.pth'))
