@@ -19,10 +19,9 @@ writers; one command per format pair).
     # don't know the format? auto tells it from the keys (and says what it found)
     python tools/convert_checkpoint.py IN OUT.pkl --src-format auto --dst-format d2
 
-Source formats: auto, torchvision, vissl, moco, swav, simsiam, slotcon, vice, virb. Targets:
-torchvision,
-mmseg, d2 (a detectron2 .pkl: the name must end in .pkl), virb (the original ViRB's
-model.-prefixed encoder file, docs/virb.md). Prints a report (detected format,
+Source formats: auto, torchvision, vissl, moco, swav, simsiam, slotcon, vice, virb.
+Targets: torchvision, mmseg, d2 (a detectron2 .pkl: the name must end in .pkl), virb (the
+original ViRB's model.-prefixed encoder file, docs/virb.md). Prints a report (detected format,
 arch, tensors matched, dropped / missing / unexpected / mismatched keys, notes). A result that
 does not match the target's full key list is refused (exit 1, nothing written) unless
 --allow-missing is given; unusable input (missing or corrupt file, a --src-format the keys do
