@@ -166,8 +166,11 @@ class SemiSupervisedSegmentor(BaseSegmentor):
     def _iteration(self):
         return MessageHub.get_current_instance().get_info('iter') or 0
 
-    def _draws(self, iteration):
-        """This iteration's generator (mixing and loss sampling)."""
+    def _draws(self, iteration, device):
+        """This iteration's generator (mixing and loss sampling), on the data's device (the
+        core functions draw where their generator lives)."""
+        if self.generator.device != torch.device(device):
+            self.generator = torch.Generator(device=device)
         return self.generator.manual_seed(iteration_seed(self.seed, get_rank(), iteration))
 
     def _supervised(self, logits, labels):
@@ -187,7 +190,7 @@ class SemiSupervisedSegmentor(BaseSegmentor):
     # ------------------------------------------------------------------ training
     def loss(self, inputs, data_samples):
         iteration = self._iteration()
-        generator = self._draws(iteration)
+        generator = self._draws(iteration, inputs.device)
         if self.method == 'u2pl':
             return self._u2pl_loss(inputs, data_samples, iteration, generator)
         n_l = self.labelled_per_batch
