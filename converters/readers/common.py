@@ -30,6 +30,22 @@ def require_tensors(state_dict, path, where, hint):
     return state_dict
 
 
+def take_encoder(state_dict, prefix):
+    """The sub-network under ``(module.)prefix`` (e.g. MoCo's ``encoder_q.``, SimSiam's
+    ``encoder.``) with ``prefix`` stripped, without its ``fc.*`` (those methods' projection
+    head, not a classifier). Returns ``(encoder_state_dict, dropped_keys)``: every other key
+    of ``state_dict`` is dropped."""
+    head = prefix + 'fc.'
+    encoder, dropped = {}, []
+    for key, value in state_dict.items():
+        bare = strip_prefix(key, MODULE)
+        if bare.startswith(prefix) and not bare.startswith(head):
+            encoder[bare[len(prefix):]] = value
+        else:
+            dropped.append(key)
+    return encoder, dropped
+
+
 def show_keys(keys, limit=8):
     keys = list(keys)
     text = ', '.join(repr(k) for k in keys[:limit])

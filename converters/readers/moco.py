@@ -23,7 +23,7 @@ from converters.errors import ConversionError
 from converters.loading import load, trusted_note
 from converters.readers import register_reader
 from converters.readers.common import (MODULE, find_state_dict, group_keys, require_tensors,
-                                       show_keys, strip_prefix)
+                                       show_keys, strip_prefix, take_encoder)
 
 WRAPPERS = ('state_dict', 'model')
 QUERY_PREFIXES = ('encoder_q.', 'base_encoder.')  # v1/v2, v3
@@ -52,13 +52,7 @@ def read_moco(path, log=print):
             f'or (module.)base_encoder.* (v3) keys (found: {group_keys(state)}). '
             f'--src-format auto tells which format the keys fit')
     head = prefix + 'fc.'
-    state_dict, dropped = {}, []
-    for key, value in state.items():
-        bare = strip_prefix(key, MODULE)
-        if bare.startswith(prefix) and not bare.startswith(head):
-            state_dict[bare[len(prefix):]] = value
-        else:
-            dropped.append(key)
+    state_dict, dropped = take_encoder(state, prefix)
     shown = (MODULE if any(k.startswith(MODULE) for k in state) else '') + prefix
     notes = [f'encoder: the MoCo query encoder ({shown}*, {len(state_dict)} tensors)']
     if any(strip_prefix(k, MODULE).startswith(head) for k in dropped):

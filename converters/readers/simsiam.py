@@ -23,7 +23,7 @@ from converters.errors import ConversionError
 from converters.loading import load_checkpoint
 from converters.readers import register_reader
 from converters.readers.common import (MODULE, find_state_dict, group_keys, require_tensors,
-                                       show_keys, strip_prefix)
+                                       show_keys, strip_prefix, take_encoder)
 
 WRAPPERS = ('state_dict', 'model')
 ENCODER = 'encoder.'
@@ -41,13 +41,7 @@ def read_simsiam(path, log=print):
             f'{path}: no SimSiam state dict: expected checkpoint["state_dict"] '
             f'(main_simsiam.py) or a dict of tensors (found: {found})')
     require_tensors(state, path, where, 'a SimSiam state dict holds tensors only')
-    state_dict, dropped = {}, []
-    for key, value in state.items():
-        bare = strip_prefix(key, MODULE)
-        if bare.startswith(ENCODER) and not bare.startswith(PROJECTOR):
-            state_dict[bare[len(ENCODER):]] = value
-        else:
-            dropped.append(key)
+    state_dict, dropped = take_encoder(state, ENCODER)
     if not state_dict:
         raise ConversionError(
             f'{path}: no SimSiam encoder in {where}: no (module.)encoder.* keys (found: '
