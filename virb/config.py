@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 
 import yaml
 
-from virb.errors import VirbError
+from virb.errors import VirbError, reject_unknown_keys
 from virb.grid import BUG_SCHEDULER, parse_training_config
 from virb.tasks.pixel_semantic import BUG_CITYSCAPES_VOID
 
@@ -122,10 +122,7 @@ def parse_encoder(name, value, where, list_file=None):
     if not isinstance(value, dict):
         raise VirbError(f'{where}: a weight file path or a mapping with '
                         f'{", ".join(ENCODER_KEYS)}')
-    unknown = [k for k in value if k not in ENCODER_KEYS]
-    if unknown:
-        raise VirbError(f'{where}.{unknown[0]}: unknown key; an experiment takes '
-                        f'{", ".join(ENCODER_KEYS)}')
+    reject_unknown_keys(value, ENCODER_KEYS, where, 'an experiment')
     weights = value.get('weights')
     if weights is not None:
         weights = _resolve(str(weights), list_file) if list_file else str(weights)
@@ -157,10 +154,7 @@ def parse_task_spec(key, raw, path):
     where = f'{path}: {key}'
     if not isinstance(raw, dict):
         raise VirbError(f'{where}: a task entry is a mapping with {", ".join(TASK_KEYS[:4])}')
-    unknown = [k for k in raw if k not in TASK_KEYS]
-    if unknown:
-        raise VirbError(f'{where}.{unknown[0]}: unknown key; a task entry takes '
-                        f'{", ".join(TASK_KEYS)}')
+    reject_unknown_keys(raw, TASK_KEYS, where, 'a task entry')
     for required in ('task', 'training_configs', 'num_epochs', 'batch_size'):
         if required not in raw:
             raise VirbError(f'{where}: missing {required!r}')

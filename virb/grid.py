@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from virb.errors import VirbError
+from virb.errors import VirbError, reject_unknown_keys
 
 OPTIMIZERS = ('adam', 'sgd')
 SCHEDULER_KEYS = {'StepLR': {'step_size': True, 'gamma': False},
@@ -65,10 +65,7 @@ def parse_training_config(name, raw, where):
     if not isinstance(raw, dict):
         raise VirbError(f'{where}: a training config is a mapping with optimizer, lr, ... '
                         f'(found {type(raw).__name__})')
-    unknown = [k for k in raw if k not in CONFIG_KEYS]
-    if unknown:
-        raise VirbError(f'{where}: unknown key {unknown[0]!r}; a training config has '
-                        f'{", ".join(CONFIG_KEYS)}')
+    reject_unknown_keys(raw, CONFIG_KEYS, where, 'a training config')
     for key in ('optimizer', 'lr'):
         if key not in raw:
             raise VirbError(f'{where}: missing {key!r}')

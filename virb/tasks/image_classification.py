@@ -130,10 +130,8 @@ class CalTech101(ImageClassificationTask):
               'caltech101_train.json / caltech101_test.json of \'<class>/<file>\' entries).')
 
     def split_items(self, split):
-        list_file = self.require(osp.join(self.root, f'caltech101_{split}.json'))
-        with open(list_file) as f:
-            names = json.load(f)
-        classes = sorted({n.split('/')[0] for n in self._split_names('train')})
+        list_file, names = self._split_names(split)
+        classes = sorted({n.split('/')[0] for n in self._split_names('train')[1]})
         index = {c: i for i, c in enumerate(classes)}
         items = []
         for name in sorted(names):
@@ -149,8 +147,10 @@ class CalTech101(ImageClassificationTask):
         return items
 
     def _split_names(self, split):
-        with open(self.require(osp.join(self.root, f'caltech101_{split}.json'))) as f:
-            return json.load(f)
+        """(the split's list file, its '<class>/<file>' entries)."""
+        list_file = self.require(osp.join(self.root, f'caltech101_{split}.json'))
+        with open(list_file) as f:
+            return list_file, json.load(f)
 
 
 @register_task('CIFAR-100')
