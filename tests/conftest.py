@@ -1,6 +1,9 @@
-"""Shared fixtures: the repository root, the venv's python, tiny synthetic data sets."""
+"""Shared fixtures: the repository root, the venv's python, tiny synthetic data sets, a free
+port, tools/convert_checkpoint.py's main()."""
+import importlib.util
 import os
 import os.path as osp
+import socket
 import sys
 
 import pytest
@@ -35,3 +38,22 @@ def cpu_env():
     env = dict(os.environ, OMP_NUM_THREADS='1', CUDA_VISIBLE_DEVICES='')
     env.pop('WORLD_SIZE', None)
     return env
+
+
+@pytest.fixture
+def free_port():
+    """A TCP port on 127.0.0.1 that was free a moment ago, as a string (for PORT /
+    MASTER_PORT of a multi-process run)."""
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return str(sock.getsockname()[1])
+
+
+@pytest.fixture(scope='session')
+def convert_checkpoint_main():
+    """tools/convert_checkpoint.py's main(argv), run in this process (no import start-up)."""
+    spec = importlib.util.spec_from_file_location(
+        'convert_checkpoint', osp.join(REPO_ROOT, 'tools', 'convert_checkpoint.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main

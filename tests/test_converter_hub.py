@@ -5,7 +5,6 @@ Fixtures are synthetic checkpoints in each method's real layout, built from seed
 torchvision ResNet-18/50 state dicts; every conversion is checked tensor by tensor.
 """
 import argparse
-import importlib.util
 import os
 import os.path as osp
 import pickle
@@ -587,17 +586,9 @@ def test_cli_slotcon_auto_and_mmseg(python, cpu_env, r18, r18_other, tmp_path):
     _assert_same({k[len(prefix):]: v for k, v in state.items()}, _backbone(r18_other))
 
 
-def _cli_main():
-    """tools/convert_checkpoint.py's main(argv), run in this process (no import start-up)."""
-    spec = importlib.util.spec_from_file_location(
-        'convert_checkpoint', osp.join(REPO, 'tools', 'convert_checkpoint.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
-
-
-def test_cli_use_student_and_a_refused_format(r18, r18_other, tmp_path, capsys):
-    main = _cli_main()
+def test_cli_use_student_and_a_refused_format(r18, r18_other, tmp_path, capsys,
+                                              convert_checkpoint_main):
+    main = convert_checkpoint_main
     src = _save(slotcon_original(r18, r18_other), tmp_path / 'ckpt_epoch_800.pth')
     dst = tmp_path / 'student.pkl'
     assert main([src, str(dst), '--src-format', 'slotcon', '--dst-format', 'd2',
@@ -612,9 +603,10 @@ def test_cli_use_student_and_a_refused_format(r18, r18_other, tmp_path, capsys):
 
 
 @pytest.mark.parametrize('case', ['moco', 'swav', 'slotcon_vissl'])
-def test_cli_readers_into_mmseg(case, r18, r18_other, tmp_path, capsys):
+def test_cli_readers_into_mmseg(case, r18, r18_other, tmp_path, capsys,
+                                convert_checkpoint_main):
     src = _save(FORMAT_CASES[case](r18, r18_other), tmp_path / 'in.pth')
-    assert _cli_main()([src, str(tmp_path / 'out.pth'), '--src-format', case.split('_')[0],
-                        '--dst-format', 'mmseg']) == 0
+    assert convert_checkpoint_main([src, str(tmp_path / 'out.pth'), '--src-format',
+                                    case.split('_')[0], '--dst-format', 'mmseg']) == 0
     out = capsys.readouterr().out
     assert 'status: written' in out and 'missing (0)' in out and 'unexpected (0)' in out

@@ -479,16 +479,14 @@ def _tiny_run_config(name, trees, tmp_path):
     ('u2pl_r101_cityscapes_744.py', 1),      # OHEM, aux head, sliding-window test
     ('u2pl_r101_voc_classic_1464.py', 2)])   # decoder at 10x lr, 2 processes (gloo)
 def test_protocol_config_trains_through_the_entry_points(name, processes, voc, cityscapes,
-                                                           sun, tmp_path, repo_root, cpu_env):
+                                                           sun, tmp_path, repo_root, cpu_env,
+                                                           free_port):
     config = _tiny_run_config(name, dict(voc=voc, cityscapes=cityscapes, sun=sun), tmp_path)
     work = str(tmp_path / 'work')
     entry = ([sys.executable, 'tools/train.py', config] if processes == 1 else
              ['bash', 'tools/dist_train.sh', config, str(processes)])
     if processes > 1:
-        import socket
-        with socket.socket() as sock:
-            sock.bind(('127.0.0.1', 0))
-            cpu_env = dict(cpu_env, PORT=str(sock.getsockname()[1]))
+        cpu_env = dict(cpu_env, PORT=free_port)
     proc = subprocess.run([*entry, '--work-dir', work], cwd=repo_root, env=cpu_env,
                           capture_output=True, text=True, timeout=900)
     log = proc.stdout + proc.stderr

@@ -3,8 +3,6 @@ virb (its scripts/*_to_virb.py): SwAV, MoCo v1 / v2, SimSiam, and VISSL checkpoi
 SimCLR), each a synthetic checkpoint in the method's real layout built from one seeded
 torchvision ResNet-50 state dict; every tensor is checked. The SimSiam file goes to virb
 and back to torchvision, and loads (strictly) as a ViRB encoder directly."""
-import importlib.util
-import os.path as osp
 
 import pytest
 import torch
@@ -15,7 +13,6 @@ from converters import convert
 from converters.readers.detect import detect_format
 from virb.encoders import build_resnet_encoder
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 WIDTH = 2048  # ResNet-50's embedding
 
 
@@ -109,15 +106,6 @@ ZOO = {'simsiam': (simsiam_checkpoint, 'simsiam'),
        'pirl_vissl': (vissl_checkpoint, 'vissl')}
 
 
-def _cli_main():
-    """tools/convert_checkpoint.py's main(argv), run in this process."""
-    spec = importlib.util.spec_from_file_location(
-        'convert_checkpoint', osp.join(REPO, 'tools', 'convert_checkpoint.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
-
-
 def _assert_virb_file(path, encoder):
     written = torch.load(path, weights_only=True)
     expected = _prefixed('model.', _backbone(encoder))
@@ -127,11 +115,12 @@ def _assert_virb_file(path, encoder):
 
 
 @pytest.mark.parametrize('case', sorted(ZOO))
-def test_zoo_format_to_virb_with_the_cli(case, r50, tmp_path, capsys):
+def test_zoo_format_to_virb_with_the_cli(case, r50, tmp_path, capsys, convert_checkpoint_main):
     build, src_format = ZOO[case]
     src, dst = str(tmp_path / f'{case}.pth.tar'), str(tmp_path / f'{case}_virb.pt')
     torch.save(build(r50), src)
-    assert _cli_main()([src, dst, '--src-format', src_format, '--dst-format', 'virb']) == 0
+    assert convert_checkpoint_main([src, dst, '--src-format', src_format,
+                                    '--dst-format', 'virb']) == 0
     out = capsys.readouterr().out
     assert 'status: written' in out and 'missing (0)' in out and 'unexpected (0)' in out
     _assert_virb_file(dst, r50)
