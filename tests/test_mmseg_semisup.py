@@ -15,7 +15,7 @@ REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIG = 'configs/mmseg/semisup/reco_r18_synthetic_5pct.py'
 U2PL_CONFIG = 'configs/mmseg/semisup/u2pl_r18_synthetic_5pct.py'
 # one supervised-only iteration, then the semi-supervised ones; a small bank and few queries
-TINY_U2PL = ('model.u2pl.sup_only_iters=1', 'custom_hooks.2.first_semi_iteration=1',
+TINY_U2PL = ('model.u2pl.sup_only_iters=1',  # the teacher hook follows it
              'model.contrast_loss.queue_size=64', 'model.contrast_loss.queue_size_class0=64',
              'model.contrast_loss.num_queries=16')
 
@@ -44,6 +44,18 @@ def test_mean_teacher_hook_moves_parameters_by_the_schedule_and_keeps_teacher_bu
     weight = model.teacher[0].weight.detach().clone()
     hook.after_train_iter(runner, 0)
     assert torch.equal(model.teacher[0].weight, weight)
+
+    # unset: the schedule starts at the model's first_semi_iteration (U2PL's warm-up)
+    model.first_semi_iteration = 3
+    follower = MeanTeacherHook()
+    follower.before_train(runner)
+    runner.iter = 3
+    follower.after_train_iter(runner, 0)
+    assert scalars['train/teacher_momentum'] == 0.0  # t = 0: the copy
+    assert torch.equal(model.teacher[0].weight, model.student[0].weight)
+    with pytest.raises(ValueError, match='first_semi_iteration=1 but the model starts its '
+                                         'semi-supervised steps at 3'):
+        hook.before_train(runner)
 
 
 @pytest.fixture(scope='module')

@@ -452,11 +452,8 @@ def _tiny_run_config(name, trees, tmp_path):
     cfg.train_dataloader.persistent_workers = cfg.val_dataloader.persistent_workers = False
     if cfg.model.contrast_loss and cfg.model.contrast_loss.type == 'U2PLContrastiveLoss':
         cfg.model.contrast_loss.queue_size = cfg.model.contrast_loss.queue_size_class0 = 64
-    if cfg.model.method == 'u2pl':  # the semi-supervised step at once
+    if cfg.model.method == 'u2pl':  # the semi-supervised step at once (the hook follows)
         cfg.model.u2pl.sup_only_iters = 0
-        for hook in cfg.custom_hooks:
-            if hook.type == 'MeanTeacherHook':
-                hook.first_semi_iteration = 0
     for dataset_cfg in cfg.train_dataloader.dataset.datasets:  # 96x96 crops: CPU-sized
         for transform in dataset_cfg.pipeline:
             if 'crop_size' in transform:

@@ -30,7 +30,7 @@ around the math in ``densessl.semisup``:
     4. L_u = ``EntropyDropCELoss`` (the drop ratio annealed over the epochs), L_c =
        ``U2PLContrastiveLoss`` against its per-class memory bank (a buffer of the loss
        module: saved in and restored from checkpoints; keys gathered across processes).
-  Set ``MeanTeacherHook(first_semi_iteration=u2pl.sup_only_iters)``.
+  ``MeanTeacherHook`` starts its schedule there (``first_semi_iteration``).
 
 Prediction uses the teacher (``predict_with='teacher'``, as both originals evaluate) or the
 student, whole-image or sliding-window (``test_cfg``), logits resized to the input.
@@ -148,6 +148,11 @@ class SemiSupervisedSegmentor(BaseSegmentor):
             raise TypeError(f'method {method!r} needs a {expected.__name__} as '
                             f'{("unsup_loss", "contrast_loss")[which]}, got {type(loss).__name__}')
         return loss
+
+    @property
+    def first_semi_iteration(self):
+        """The first iteration with pseudo-labels (``MeanTeacherHook`` counts from it)."""
+        return self.u2pl['sup_only_iters'] if self.method == 'u2pl' else 0
 
     def init_weights(self):
         super().init_weights()

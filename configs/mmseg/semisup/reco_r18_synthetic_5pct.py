@@ -69,4 +69,4 @@ val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 default_hooks = dict(logger=dict(interval=20), checkpoint=dict(interval=100))
 custom_hooks = [dict(type='RunManifestHook'), dict(type='ResultsTableHook'),
-                dict(type='MeanTeacherHook', first_semi_iteration=0, max_momentum=0.99)]
+                dict(type='MeanTeacherHook', max_momentum=0.99)]

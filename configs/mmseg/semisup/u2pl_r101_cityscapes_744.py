@@ -90,5 +90,3 @@ train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters,
                  val_interval=iters_per_epoch * 20)
 default_hooks = dict(checkpoint=dict(interval=iters_per_epoch * 20, save_best='mIoU',
                                      rule='greater'))
-custom_hooks = [dict(type='RunManifestHook'), dict(type='ResultsTableHook'),
-                dict(type='MeanTeacherHook', first_semi_iteration=0, max_momentum=0.99)]

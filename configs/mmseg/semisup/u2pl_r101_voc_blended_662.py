@@ -38,6 +38,3 @@ param_scheduler = [dict(type='PolyLR', eta_min=0.0, power=0.9, begin=0, end=max_
                         by_epoch=False)]
 train_cfg = dict(max_iters=max_iters, val_interval=iters_per_epoch)
 default_hooks = dict(checkpoint=dict(interval=iters_per_epoch * 10))
-custom_hooks = [dict(type='RunManifestHook'), dict(type='ResultsTableHook'),
-                dict(type='MeanTeacherHook', first_semi_iteration=sup_only_epochs * iters_per_epoch,
-                     max_momentum=0.99)]

@@ -9,7 +9,7 @@
 # Other classic sizes (92 / 183 / 366 / 732): point both split files at U2PL's folder of that
 # size; U2PL keeps the schedule and changes only n_sup, which sets its epoch length:
 # (10,582 - n) / 16 iterations (e.g. 92 -> 656), so also set model.u2pl.iters_per_epoch,
-# model.u2pl.sup_only_iters, the hook's first_semi_iteration, train_cfg.max_iters (80 epochs)
+# model.u2pl.sup_only_iters (the teacher hook follows it), train_cfg.max_iters (80 epochs)
 # and param_scheduler.0.end.
 #
 # Reported (U2PL's README, R101 DeepLabV3+, mIoU on the 1,449 val images): 79.49 (SupOnly
@@ -97,6 +97,3 @@ param_scheduler = [dict(type='PolyLR', eta_min=0.0, power=0.9, begin=0, end=max_
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=iters_per_epoch)
 default_hooks = dict(checkpoint=dict(interval=iters_per_epoch * 10, save_best='mIoU',
                                      rule='greater'))
-custom_hooks = [dict(type='RunManifestHook'), dict(type='ResultsTableHook'),
-                dict(type='MeanTeacherHook', first_semi_iteration=sup_only_epochs * iters_per_epoch,
-                     max_momentum=0.99)]

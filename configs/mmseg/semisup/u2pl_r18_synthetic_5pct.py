@@ -20,5 +20,3 @@ model = dict(
     # 100 supervised-only iterations before the teacher's pseudo-labels count: from a random
     # start on 10 labelled images, 20 gave 13.53 mIoU and 0 gave 10.44 (docs/semisup.md)
     u2pl=dict(sup_only_iters=100, iters_per_epoch=25, aux_weight=0.4))
-custom_hooks = [dict(type='RunManifestHook'), dict(type='ResultsTableHook'),
-                dict(type='MeanTeacherHook', first_semi_iteration=100, max_momentum=0.99)]

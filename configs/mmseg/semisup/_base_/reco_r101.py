@@ -52,4 +52,4 @@ default_hooks = dict(
     logger=dict(interval=50),
     checkpoint=dict(interval=2000, save_best='mIoU', rule='greater'))
 custom_hooks = [dict(type='RunManifestHook'), dict(type='ResultsTableHook'),
-                dict(type='MeanTeacherHook', first_semi_iteration=0, max_momentum=0.99)]
+                dict(type='MeanTeacherHook', max_momentum=0.99)]

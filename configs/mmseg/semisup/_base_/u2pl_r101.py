@@ -50,3 +50,5 @@ test_cfg = dict(type='TestLoop')
 val_evaluator = dict(type='IoUMetric', iou_metrics=['mIoU'])
 test_evaluator = val_evaluator
 default_hooks = dict(logger=dict(interval=50))
+custom_hooks = [dict(type='RunManifestHook'), dict(type='ResultsTableHook'),
+                dict(type='MeanTeacherHook', max_momentum=0.99)]
