@@ -261,12 +261,8 @@ def write_detection_table(rows, out):
     return table
 
 
-SEMISUP_RUNS = (  # (row name, config, --cfg-options): supervised-only, ReCo, U2PL on 5% labels
-    ('supervised only', 'configs/mmseg/semisup/reco_r18_synthetic_5pct.py',
-     ['model.method=supervised']),
-    ('ReCo + ClassMix', 'configs/mmseg/semisup/reco_r18_synthetic_5pct.py', []),
-    ('U2PL (CutMix)', 'configs/mmseg/semisup/u2pl_r18_synthetic_5pct.py', []),
-)
+RECO_SYNTHETIC = 'configs/mmseg/semisup/reco_r18_synthetic_5pct.py'
+U2PL_SYNTHETIC = 'configs/mmseg/semisup/u2pl_r18_synthetic_5pct.py'
 
 
 def semisup_rows(method, vissl_checkpoint, data_root, out):
@@ -276,21 +272,21 @@ def semisup_rows(method, vissl_checkpoint, data_root, out):
     pretrained = convert(method, RECIPES[method], vissl_checkpoint, out)
     start = f'model.network.init_cfg.checkpoint={pretrained}'
     u2pl_start = [start, 'model.network.deep_stem=False']  # the pretrained 7x7 stem
-    runs = [*SEMISUP_RUNS,
-            (f'supervised only, {method} init', 'configs/mmseg/semisup/reco_r18_synthetic_5pct.py',
-             ['model.method=supervised', start]),
-            (f'ReCo + ClassMix, {method} init', 'configs/mmseg/semisup/reco_r18_synthetic_5pct.py',
-             [start]),
-            (f'supervised only (U2PL network), {method} init',
-             'configs/mmseg/semisup/u2pl_r18_synthetic_5pct.py',
-             ['model.method=supervised', *u2pl_start]),
-            (f'U2PL (CutMix), {method} init', 'configs/mmseg/semisup/u2pl_r18_synthetic_5pct.py',
-             u2pl_start)]
+    supervised = 'model.method=supervised'
+    runs = [  # (row name, work folder under OUT, config, --cfg-options)
+        ('supervised only', 'semisup_supervised', RECO_SYNTHETIC, [supervised]),
+        ('ReCo + ClassMix', 'semisup_reco', RECO_SYNTHETIC, []),
+        ('U2PL (CutMix)', 'semisup_u2pl', U2PL_SYNTHETIC, []),
+        (f'supervised only, {method} init', 'semisup_supervised_pretrained', RECO_SYNTHETIC,
+         [supervised, start]),
+        (f'ReCo + ClassMix, {method} init', 'semisup_reco_pretrained', RECO_SYNTHETIC, [start]),
+        (f'supervised only (U2PL network), {method} init',
+         'semisup_supervised_u2plnet_pretrained', U2PL_SYNTHETIC, [supervised, *u2pl_start]),
+        (f'U2PL (CutMix), {method} init', 'semisup_u2pl_pretrained', U2PL_SYNTHETIC,
+         u2pl_start)]
     rows = []
-    for name, config, options in runs:
-        work_dir = osp.join(out, 'semisup_' + name.split(' ')[0].lower()
-                            + ('_u2plnet' if 'U2PL network' in name else '')
-                            + ('_pretrained' if 'init' in name else ''))
+    for name, folder, config, options in runs:
+        work_dir = osp.join(out, folder)
         metrics_file = osp.join(work_dir, 'metrics_val.json')
         if not osp.exists(metrics_file):
             root_options = [f'train_dataloader.dataset.datasets.{i}.data_root={data_root}'
